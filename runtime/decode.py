@@ -1,0 +1,277 @@
+"""Decoding on the host with PyAV (FFmpeg): frames handed on as zero-copy plane views, never converted to RGB.
+
+`PyAVDecoder` opens a path, URL, bytes or file object, reports `VideoInfo` from the container (the first
+frame is decoded once to learn rotation and colour facts, and kept, so nothing is decoded twice), and yields
+only the frames a plan asks for, stopping as soon as the last one is out.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .errors import VideoDecodeError
+from .video import Frame, VideoInfo
+
+# Pixel formats whose planes are handed on as they are: name -> (is_rgb, bit depth, chroma shift, kind).
+_NATIVE_FORMATS = {
+    "yuv420p": (False, 8, (1, 1), "planar"),
+    "yuvj420p": (False, 8, (1, 1), "planar"),
+    "yuv422p": (False, 8, (0, 1), "planar"),
+    "yuvj422p": (False, 8, (0, 1), "planar"),
+    "yuv444p": (False, 8, (0, 0), "planar"),
+    "yuvj444p": (False, 8, (0, 0), "planar"),
+    "yuv420p10le": (False, 10, (1, 1), "planar"),
+    "yuv422p10le": (False, 10, (0, 1), "planar"),
+    "yuv444p10le": (False, 10, (0, 0), "planar"),
+    "yuv420p12le": (False, 12, (1, 1), "planar"),
+    "nv12": (False, 8, (1, 1), "semi"),
+    "gray": (False, 8, (0, 0), "gray"),
+    "gray10le": (False, 10, (0, 0), "gray"),
+    "rgb24": (True, 8, (0, 0), "packed"),
+    "bgr24": (True, 8, (0, 0), "packed_bgr"),
+}
+# Anything else is converted once per kept frame by libswscale to this (a copy, reported in the info).
+_FALLBACK_FORMAT = "yuv444p"
+
+# AVColorSpace codes (libavutil/pixfmt.h) -> our matrix names.
+_COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt601", 9: "bt2020", 10: "bt2020"}
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    return getattr(source, "name", None) or f"<{type(source).__name__}>"
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError as exc:  # av is a base dependency; a broken install is still a clear message
+        from .errors import BackendUnavailableError
+
+        raise BackendUnavailableError("pyav-decode", "PyAV (the 'av' package)", None, str(exc)) from exc
+    return av
+
+
+def _rotation_of(frame: Any) -> int:
+    try:
+        angle = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return int(round(angle / 90.0)) % 4 * 90
+
+
+def _rotate_planes(planes: list[np.ndarray], rotation: int) -> list[np.ndarray]:
+    """Views of the planes in display orientation (``rotation`` degrees counter-clockwise)."""
+    k = (rotation // 90) % 4
+    return planes if k == 0 else [np.rot90(p, k) for p in planes]
+
+
+class PyAVDecoder:
+    """Decode one video with PyAV. Use as a context manager; `info` is ready after construction."""
+
+    def __init__(self, source: Any, threads: int = 0):
+        self.name = _describe(source)
+        self._threads = threads
+        av = _import_av()
+        self._av = av
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            if "://" not in path:
+                if not os.path.exists(path):
+                    raise VideoDecodeError(f"{path}: no such file")
+                if os.path.isdir(path):
+                    raise VideoDecodeError(f"{path}: is a directory, not a video file")
+                if os.path.getsize(path) == 0:
+                    raise VideoDecodeError(f"{path}: file is empty")
+            opened: Any = path
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0:
+                raise VideoDecodeError(f"{self.name}: no data")
+            opened = io.BytesIO(bytes(source))
+        else:
+            opened = source
+        try:
+            self._container = av.open(opened, mode="r")
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(f"{self.name}: not a readable video ({_ffmpeg_reason(exc)})") from exc
+        except (OSError, ValueError) as exc:
+            raise VideoDecodeError(f"{self.name}: cannot open ({exc})") from exc
+        try:
+            self._open_stream()
+        except BaseException:
+            self._container.close()
+            raise
+
+    # ------------------------------------------------------------------ probing
+
+    def _open_stream(self) -> None:
+        av = self._av
+        streams = self._container.streams.video
+        if not streams:
+            kinds = sorted({s.type for s in self._container.streams}) or ["none"]
+            raise VideoDecodeError(f"{self.name}: has no video stream (streams found: {', '.join(kinds)})")
+        stream = streams[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = self._threads
+        self._stream = stream
+        self._frames_iter = self._raw_frames()
+        try:
+            first = next(self._frames_iter, None)
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(f"{self.name}: cannot decode the first frame ({_ffmpeg_reason(exc)})") from exc
+        if first is None:
+            raise VideoDecodeError(f"{self.name}: video stream has no decodable frames")
+        self._pending: list[Any] = [first]
+        self.info = self._make_info(stream, first)
+
+    def _raw_frames(self) -> Iterator[Any]:
+        for packet in self._container.demux(self._stream):
+            for frame in packet.decode():
+                yield frame
+
+    def _make_info(self, stream: Any, first: Any) -> VideoInfo:
+        fmt = first.format.name
+        is_rgb, depth, shift, _ = _NATIVE_FORMATS.get(fmt, (False, 8, (0, 0), "fallback"))
+        rotation = _rotation_of(first)
+        width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+            shift = (shift[1], shift[0])
+        fps = _frame_rate(stream)
+        duration = _duration_seconds(stream, self._container)
+        num_frames, source = int(stream.frames or 0), "container"
+        if num_frames <= 0 and duration > 0 and fps > 0:
+            num_frames, source = int(round(duration * fps)), "duration"
+        if num_frames <= 0:
+            num_frames, source = 1, "unknown"
+        if duration <= 0 and fps > 0:
+            duration = num_frames / fps
+        matrix = _COLORSPACE.get(int(first.colorspace or 0), "bt601")
+        full = int(first.color_range or 0) == 2 or fmt.startswith("yuvj")
+        return VideoInfo(path=self.name, width=width, height=height, num_frames=num_frames, fps=fps,
+                         duration=duration, pix_fmt=fmt, codec=stream.codec_context.name, bit_depth=depth,
+                         chroma_shift=shift, is_rgb=is_rgb, color_matrix=matrix,
+                         color_range="full" if full else "limited", rotation=rotation,
+                         frame_count_source=source)
+
+    # ------------------------------------------------------------------ decoding
+
+    def frames(self, indices: Iterable[int] | None = None) -> Iterator[Frame]:
+        """Yield the frames with the given (sorted, distinct) indices; all frames when ``indices`` is None.
+
+        Decoding stops after the last index asked for. Frames past the real end of the stream are simply
+        not yielded: the caller decides what to do about them.
+        """
+        wanted = None if indices is None else np.asarray(sorted(set(int(i) for i in indices)), dtype=np.int64)
+        if wanted is not None and wanted.size == 0:
+            return
+        last = None if wanted is None else int(wanted[-1])
+        pos = 0
+        for index, raw in enumerate(self._iter_all()):
+            if last is not None and index > last:
+                break
+            if wanted is None or (pos < wanted.size and wanted[pos] == index):
+                pos += 1
+                yield self._to_frame(index, raw)
+
+    def _iter_all(self) -> Iterator[Any]:
+        av = self._av
+        while self._pending:
+            yield self._pending.pop(0)
+        try:
+            for raw in self._frames_iter:
+                yield raw
+        except av.FFmpegError as exc:
+            # A damaged tail ends the stream; what was decoded so far stands, as players do.
+            self.decode_error = f"{self.name}: decoding stopped early ({_ffmpeg_reason(exc)})"
+
+    decode_error: str | None = None
+
+    def _to_frame(self, index: int, raw: Any) -> Frame:
+        info = self.info
+        fmt = raw.format.name
+        if fmt not in _NATIVE_FORMATS:
+            raw = raw.reformat(format=_FALLBACK_FORMAT)
+            fmt = _FALLBACK_FORMAT
+        is_rgb, depth, shift, kind = _NATIVE_FORMATS[fmt]
+        planes = _plane_views(raw, kind, depth)
+        rotation = _rotation_of(raw)
+        planes = _rotate_planes(planes, rotation)
+        if rotation in (90, 270):
+            shift = (shift[1], shift[0])
+        return Frame(index=index, pts=raw.time, planes=tuple(planes), bit_depth=depth, is_rgb=is_rgb,
+                     chroma_shift=shift, color_matrix=info.color_matrix, color_range=info.color_range, owner=raw)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "PyAVDecoder":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _plane_array(plane: Any, dtype: np.dtype, width: int, channels: int = 1) -> np.ndarray:
+    itemsize = np.dtype(dtype).itemsize
+    arr = np.frombuffer(plane, dtype=dtype)
+    arr = arr[: plane.height * (plane.line_size // itemsize)].reshape(plane.height, plane.line_size // itemsize)
+    return arr[:, : width * channels]
+
+
+def _plane_views(raw: Any, kind: str, depth: int) -> list[np.ndarray]:
+    dtype = np.dtype(np.uint8 if depth == 8 else "<u2")
+    p = raw.planes
+    if kind == "planar":
+        return [_plane_array(p[0], dtype, p[0].width), _plane_array(p[1], dtype, p[1].width),
+                _plane_array(p[2], dtype, p[2].width)]
+    if kind == "semi":
+        y = _plane_array(p[0], dtype, p[0].width)
+        uv = _plane_array(p[1], dtype, p[1].width, 2)
+        return [y, uv[:, 0::2], uv[:, 1::2]]
+    if kind == "gray":
+        y = _plane_array(p[0], dtype, p[0].width)
+        mid = np.full((1, 1), 1 << (depth - 1), dtype=dtype)
+        grey = np.lib.stride_tricks.as_strided(mid, shape=y.shape, strides=(0, 0), writeable=False)
+        return [y, grey, grey]
+    packed = _plane_array(p[0], dtype, raw.width, 3)
+    order = (0, 1, 2) if kind == "packed" else (2, 1, 0)
+    return [packed[:, c::3] for c in order]
+
+
+def _frame_rate(stream: Any) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        try:
+            value = float(rate) if rate else 0.0
+        except (TypeError, ZeroDivisionError):
+            value = 0.0
+        if value > 0 and math.isfinite(value) and value < 1000:
+            return value
+    return 25.0
+
+
+def _duration_seconds(stream: Any, container: Any) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000.0
+    return 0.0
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(": '")[0] if text else type(exc).__name__
+
+
+def probe(source: Any) -> VideoInfo:
+    """`VideoInfo` of a video, read from its container and first frame."""
+    with PyAVDecoder(source) as dec:
+        return dec.info

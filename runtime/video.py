@@ -1,0 +1,67 @@
+"""Decoded-video types shared by decoders, planners and sampling kernels.
+
+A `Frame` holds zero-copy views of the decoder's planes (Y, U, V; or R, G, B for RGB sources) in display
+orientation, plus the colour facts needed to convert only the pixels that a plan keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+COLOR_MATRICES = ("bt601", "bt709", "bt2020")
+COLOR_RANGES = ("limited", "full")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a video from its container, before decoding. Sizes are display sizes."""
+
+    path: str
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    duration: float
+    pix_fmt: str = "yuv420p"
+    codec: str = ""
+    bit_depth: int = 8
+    chroma_shift: tuple[int, int] = (1, 1)  # (rows, cols) log2 subsampling of U/V in display orientation
+    is_rgb: bool = False
+    color_matrix: str = "bt601"
+    color_range: str = "limited"
+    rotation: int = 0  # degrees counter-clockwise applied to coded frames to display them
+    frame_count_source: str = "container"  # container | duration | packets
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class Frame:
+    """One decoded frame: three 2-D plane views (any strides), its index in decode order, and its time.
+
+    ``planes`` are Y, U, V (chroma possibly subsampled by ``chroma_shift``) or R, G, B when ``is_rgb``.
+    For grey sources U and V are 1x1 arrays broadcast with zero strides (value mid-grey).
+    The arrays may view the decoder's own buffers: keep ``owner`` alive while they are used.
+    """
+
+    index: int
+    pts: float | None
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    bit_depth: int = 8
+    is_rgb: bool = False
+    chroma_shift: tuple[int, int] = (1, 1)
+    color_matrix: str = "bt601"
+    color_range: str = "limited"
+    owner: Any = field(default=None, repr=False)
+
+    @property
+    def height(self) -> int:
+        return int(self.planes[0].shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.planes[0].shape[1])

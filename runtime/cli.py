@@ -47,7 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Positional lists (e.g. several videos) may continue after options: `score a.mp4 --json b.mp4`.
+    trailing = getattr(args, "trailing_positionals", None)
+    if extra:
+        if trailing and not any(e.startswith("-") for e in extra):
+            getattr(args, trailing).extend(extra)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -1,0 +1,99 @@
+"""``edgevqa info`` (versions, providers, CPU) and ``edgevqa make-sample`` (a clip to try the tool on)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from importlib import metadata, util
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("info", help="versions of edgevqa and its libraries, providers, CPU")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_info)
+    s = subparsers.add_parser("make-sample", help="write a small rendered sample clip (H.264, 4 s, 640x360)")
+    s.add_argument("out", metavar="OUT.mp4")
+    s.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    s.set_defaults(func=run_make_sample)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _importable(module: str) -> bool:
+    try:
+        return util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package raises instead of returning None
+        return False
+
+
+def collect_info() -> dict[str, Any]:
+    """Versions and capabilities, without importing optional heavy libraries (torch, tensorrt)."""
+    import av
+    import numpy
+    import onnxruntime
+
+    from . import __version__, kernels
+    from .pipeline import default_model_path
+
+    ffmpeg = getattr(av, "ffmpeg_version_info", None) or "unknown"
+    info = {
+        "edgevqa": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "onnx": _version("onnx"),
+        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_providers": onnxruntime.get_available_providers(),
+        "pyav": av.__version__,
+        "ffmpeg": ffmpeg,
+        "sampling_kernels": getattr(kernels, "IMPLEMENTATION", "reference"),
+        "default_model": default_model_path(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "optional": {name: _version(dist) if _importable(mod) else None
+                     for name, mod, dist in (("torch", "torch", "torch"), ("tensorrt", "tensorrt", "tensorrt"),
+                                             ("nvidia-dali", "nvidia.dali", "nvidia-dali-cuda130"),
+                                             ("cuda-python", "cuda", "cuda-python"), ("scipy", "scipy", "scipy"))},
+    }
+    return info
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = collect_info()
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+        return 0
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v or 'not installed'}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(value)
+        print(f"{key:>22}: {value}")
+    return 0
+
+
+def run_make_sample(args: argparse.Namespace) -> int:
+    from .samples import write_sample_clip
+
+    path = write_sample_clip(args.out, overwrite=args.force)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,122 @@
+"""``edgevqa score``: score videos with a model and print a table, JSON lines, or a CSV file."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from typing import Any
+
+from .errors import EdgeVQAError
+from .pipeline import BACKENDS, Pipeline
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("score", help="score videos with a quality model",
+                              description="Score videos. Without --model the shipped default model is used.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or URLs FFmpeg can open)")
+    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
+    p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
+    p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
+    p.add_argument("--seed", type=int, default=None,
+                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
+    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
+                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
+    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
+    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run, trailing_positionals="videos")
+
+
+def _check_csv_target(path: str, videos: list[str], force: bool) -> None:
+    target = os.path.abspath(path)
+    if any(os.path.abspath(v) == target for v in videos):
+        raise EdgeVQAError(f"--csv {path}: is one of the input videos; choose another file")
+    if os.path.isdir(path):
+        raise EdgeVQAError(f"--csv {path}: is a directory")
+    if os.path.exists(path) and not force:
+        raise EdgeVQAError(f"--csv {path}: already exists; add --force to replace it")
+
+
+def _format_table(rows: list[dict[str, Any]], dims: list[str]) -> str:
+    header = ["video"] + dims + ["time_s"]
+    body = []
+    for r in rows:
+        name = os.path.basename(r["video"]) or r["video"]
+        if r["error"]:
+            body.append([name, f"ERROR: {r['error']}"])
+        else:
+            body.append([name] + [f"{r['scores'][d]:.2f}" for d in dims] + [f"{r['timings']['total']:.2f}"])
+    widths = [max(len(header[i]), *(len(b[i]) for b in body if len(b) > i and not b[1].startswith("ERROR")))
+              if i < len(header) else 0 for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    for b in body:
+        if b[1].startswith("ERROR"):
+            lines.append(f"{b[0].ljust(widths[0])}  {b[1]}")
+        else:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(b, widths)))
+    return "\n".join(lines)
+
+
+class _Progress:
+    """A one-line progress indicator on stderr (redrawn on a terminal, one line per video otherwise)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.done = total, enabled and total > 1, 0
+        self.tty = sys.stderr.isatty()
+
+    def step(self, name: str, ok: bool) -> None:
+        if not self.enabled:
+            return
+        self.done += 1
+        width = 24
+        filled = int(width * self.done / self.total)
+        bar = "#" * filled + "." * (width - filled)
+        text = f"[{bar}] {self.done}/{self.total} {'ok ' if ok else 'ERR'} {os.path.basename(name)}"
+        if self.tty:
+            sys.stderr.write("\r" + text[:120].ljust(120))
+            if self.done == self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
+    if args.csv:
+        _check_csv_target(args.csv, args.videos, args.force)
+    pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
+                        plan_mode=args.plan_mode, device=args.device)
+    rows: list[dict[str, Any]] = []
+    progress = _Progress(len(args.videos), not args.quiet)
+    failed = 0
+    with pipeline:
+        for result in pipeline.score_many(args.videos):
+            row = result.to_dict()
+            rows.append(row)
+            failed += not result.ok
+            progress.step(result.video, result.ok)
+            if args.json:
+                print(json.dumps(row, sort_keys=True), flush=True)
+            elif not result.ok and len(args.videos) > 1:
+                print(f"edgevqa: error: {result.error}", file=sys.stderr)
+    dims = list(pipeline.manifest.outputs)
+    if not args.json:
+        if len(args.videos) == 1 and failed:
+            raise EdgeVQAError(rows[0]["error"])
+        print(f"model: {pipeline.manifest.name} {pipeline.manifest.version} ({pipeline.model_path})")
+        print(_format_table(rows, dims))
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["video"] + dims + ["time_s", "error"])
+            for r in rows:
+                writer.writerow([r["video"]] + [r["scores"].get(d, "") for d in dims]
+                                + [r["timings"].get("total", ""), r["error"] or ""])
+    return 1 if failed else 0

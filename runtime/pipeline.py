@@ -1,0 +1,319 @@
+"""The scoring pipeline: decode -> plan -> sample -> infer -> aggregate, one video at a time or many overlapped.
+
+Decoding happens once per video and only as far as the plans need; each decoded frame is sampled into every
+view's input tensor as soon as it arrives and is then released, so memory stays bounded by the model inputs.
+`Pipeline.score_many` decodes and samples the next videos on a worker thread while the model runs (PyAV and
+ONNX Runtime both release the GIL), through a bounded queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from edgevqa import kernels
+
+from .backends.base import Runner
+from .decode import PyAVDecoder
+from .errors import EdgeVQAError, ModelError, VideoDecodeError
+from .manifest import ModelManifest, load_manifest
+from .sampling import frames_needed, make_plans
+
+DEFAULT_MODEL_NAME = "default"
+BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")
+
+
+def default_model_path() -> str | None:
+    """The shipped default model, or None when this installation has none."""
+    try:
+        candidate = resources.files("edgevqa").joinpath("data", "default.onnx")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    path = os.fspath(candidate)
+    return path if os.path.isfile(path) else None
+
+
+def resolve_model(model: str | os.PathLike | None) -> str:
+    """A model argument (path, or None / 'default' for the shipped model) -> an existing file path."""
+    if model is None or os.fspath(model) == DEFAULT_MODEL_NAME:
+        path = default_model_path()
+        if path is None:
+            raise ModelError("no default model is installed with this edgevqa; give one with --model PATH "
+                             "(an .onnx exported by 'edgevqa export')")
+        return path
+    path = os.fspath(model)
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no such model file (give an .onnx path, or omit --model for the default)")
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: is a directory, not a model file")
+    return path
+
+
+def make_runner(model_path: str, backend: str = "ort-cpu", threads: int | None = None,
+                device: str = "cpu") -> Runner:
+    """The runner for ``backend``; GPU backends are looked up lazily so their libraries stay optional."""
+    if backend == "ort-cpu":
+        from .backends.onnxrt import OrtRunner
+
+        return OrtRunner(model_path, threads=threads)
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        from .backends import registry
+    except ModuleNotFoundError as exc:
+        raise EdgeVQAError(f"backend {backend!r} is not part of this edgevqa build yet") from exc
+    return registry.make_runner(model_path, backend=backend, threads=threads, device=device)
+
+
+@dataclass
+class Result:
+    """The outcome of scoring one video. ``error`` is set (and ``scores`` empty) when scoring failed."""
+
+    video: str
+    model: str
+    scores: dict[str, float] = field(default_factory=dict)
+    clip_outputs: dict[str, list[float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    seed: int | None = None
+    plan_mode: str = "default"
+    backend: str = "ort-cpu"
+    model_version: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    frames_decoded: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "video": self.video, "model": self.model, "model_version": self.model_version,
+            "backend": self.backend, "scores": dict(self.scores), "clip_outputs": dict(self.clip_outputs),
+            "timings": dict(self.timings), "seed": self.seed, "plan_mode": self.plan_mode,
+            "frames_decoded": self.frames_decoded, "info": dict(self.info), "warnings": list(self.warnings),
+            "error": self.error,
+        }
+
+
+@dataclass
+class _Prepared:
+    """A decoded and sampled video, waiting for inference."""
+
+    video: str
+    feed: dict[str, np.ndarray]
+    info: dict[str, Any]
+    timings: dict[str, float]
+    frames_decoded: int
+    warnings: list[str]
+
+
+class Pipeline:
+    """Scores videos with one model. Construction is cheap; the model loads on first use.
+
+    ``seed=None`` uses the deterministic plan (the same video always gets the same score); an integer draws
+    sampling offsets reproducibly. ``plan_mode='reference'`` reproduces the original FAST-VQA sampling.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
+                 threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
+                 decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None):
+        self.model_path = resolve_model(model)
+        self.manifest: ModelManifest = load_manifest(self.model_path)
+        self.backend = backend
+        self.seed = seed
+        self.plan_mode = plan_mode
+        self.decode_threads = decode_threads
+        self.runner = runner or make_runner(self.model_path, backend, threads, device)
+        self.model_load_seconds: float | None = None
+        self._checked = False
+
+    # ------------------------------------------------------------------ model
+
+    def activate(self) -> None:
+        if not self.runner.is_active:
+            start = time.perf_counter()
+            self.runner.activate()
+            self.model_load_seconds = time.perf_counter() - start
+        if not self._checked:
+            self._check_model_inputs()
+            self._checked = True
+
+    def _check_model_inputs(self) -> None:
+        inputs = {m.name: m for m in self.runner.get_input_metadata()}
+        outputs = {m.name for m in self.runner.get_output_metadata()}
+        src = self.model_path
+        for view in self.manifest.views:
+            meta = inputs.get(view.name)
+            if meta is None:
+                raise ModelError(f"{src}: the manifest's view '{view.name}' is not a model input "
+                                 f"(inputs: {sorted(inputs)})")
+            want = view.input_shape()
+            if len(meta.shape) != len(want) or any(
+                    isinstance(have, int) and have != need for have, need in zip(meta.shape[1:], want[1:])):
+                raise ModelError(f"{src}: model input '{view.name}' has shape {list(meta.shape)}, but its manifest's "
+                                 f"view makes {list(want)}")
+            if isinstance(meta.shape[0], int) and meta.shape[0] != want[0]:
+                raise ModelError(f"{src}: model input '{view.name}' takes {meta.shape[0]} clips, the manifest's view "
+                                 f"makes {want[0]}")
+            if meta.dtype != view.dtype:
+                raise ModelError(f"{src}: model input '{view.name}' is {meta.dtype}, its manifest says {view.dtype}")
+        missing = [o for o in self.manifest.outputs if o not in outputs]
+        if missing:
+            raise ModelError(f"{src}: the manifest names outputs {missing} that the model lacks "
+                             f"(outputs: {sorted(outputs)})")
+        extra = set(inputs) - {v.name for v in self.manifest.views}
+        if extra:
+            raise ModelError(f"{src}: model inputs {sorted(extra)} have no view in the manifest")
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> "Pipeline":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ stages
+
+    def _prepare(self, video: Any) -> _Prepared:
+        """Decode, plan and sample one video (thread-safe: touches no shared state)."""
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        t0 = time.perf_counter()
+        with PyAVDecoder(video, threads=self.decode_threads) as decoder:
+            info = decoder.info
+            t1 = time.perf_counter()
+            plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
+            for plan in plans:
+                warnings.extend(plan.notes)
+            needed = frames_needed(plans)
+            buffers = [np.empty(p.output_shape, dtype=np.dtype(p.view.dtype)) for p in plans]
+            slot_maps = [{int(f): s for s, f in enumerate(p.frame_indices)} for p in plans]
+            filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
+            t2 = time.perf_counter()
+            sample_seconds = 0.0
+            decoded = 0
+            last_frame = None
+            conversion = None
+            for frame in decoder.frames(needed):
+                decoded += 1
+                if (frame.height, frame.width) != (info.height, info.width):
+                    raise VideoDecodeError(f"{decoder.name}: frame {frame.index} is {frame.width}x{frame.height}, the "
+                                           f"stream started at {info.width}x{info.height} (resolution changes "
+                                           "mid-stream are not supported)")
+                if conversion is None:
+                    conversion = kernels.conversion_for_frame(frame)
+                s0 = time.perf_counter()
+                for plan, slots, done, out in zip(plans, slot_maps, filled, buffers):
+                    slot = slots.get(frame.index)
+                    if slot is not None:
+                        kernels.sample_frame(frame.planes, plan, slot, conversion, out)
+                        done[slot] = True
+                sample_seconds += time.perf_counter() - s0
+                last_frame = frame
+            if decoder.decode_error:
+                warnings.append(decoder.decode_error)
+            if last_frame is None:
+                raise VideoDecodeError(f"{decoder.name}: no frame could be decoded")
+            # The container may promise more frames than the stream holds: repeat the last one, as the
+            # per-second views do past the end, and say so.
+            s0 = time.perf_counter()
+            short = 0
+            for plan, done, out in zip(plans, filled, buffers):
+                for slot in np.nonzero(~done)[0]:
+                    kernels.sample_frame(last_frame.planes, plan, int(slot), conversion, out)
+                    short += 1
+            sample_seconds += time.perf_counter() - s0
+            if short:
+                warnings.append(f"the stream ended at frame {last_frame.index} before the {info.num_frames} frames "
+                                f"its container declares; {short} sampled frame(s) repeat the last one")
+            t3 = time.perf_counter()
+        timings["decode"] = (t1 - t0) + (t3 - t2) - sample_seconds
+        timings["plan"] = t2 - t1
+        timings["sample"] = sample_seconds
+        feed = {plan.view.name: buf for plan, buf in zip(plans, buffers)}
+        return _Prepared(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
+                         frames_decoded=decoded, warnings=warnings)
+
+    def _finish(self, prepared: _Prepared) -> Result:
+        self.activate()
+        timings = dict(prepared.timings)
+        t0 = time.perf_counter()
+        outputs = self.runner.infer(prepared.feed)
+        t1 = time.perf_counter()
+        scores: dict[str, float] = {}
+        clip_outputs: dict[str, list[float]] = {}
+        for name in self.manifest.outputs:
+            value = np.asarray(outputs[name], dtype=np.float64)
+            if value.ndim == 0:
+                value = value.reshape(1)
+            per_clip = value.reshape(value.shape[0], -1).mean(axis=1)
+            if not np.all(np.isfinite(per_clip)):
+                raise ModelError(f"{self.model_path}: output '{name}' is not finite for {prepared.video}")
+            clip_outputs[name] = [float(v) for v in per_clip]
+            scores[name] = float(self.manifest.score(name, float(per_clip.mean())))
+        t2 = time.perf_counter()
+        timings["infer"] = t1 - t0
+        timings["aggregate"] = t2 - t1
+        timings["total"] = sum(timings[k] for k in ("decode", "plan", "sample", "infer", "aggregate"))
+        return Result(video=prepared.video, model=self.manifest.name, scores=scores, clip_outputs=clip_outputs,
+                      timings=timings, seed=self.seed, plan_mode=self.plan_mode, backend=self.backend,
+                      model_version=self.manifest.version, info=prepared.info,
+                      frames_decoded=prepared.frames_decoded, warnings=prepared.warnings)
+
+    # ------------------------------------------------------------------ public
+
+    def score(self, video: Any) -> Result:
+        """Score one video (path, URL, bytes or file object). Raises `EdgeVQAError` on bad input."""
+        self.activate()
+        return self._finish(self._prepare(video))
+
+    def score_many(self, videos: Iterable[Any], prefetch: int = 2) -> Iterator[Result]:
+        """Score videos in order, decoding up to ``prefetch`` videos ahead of inference.
+
+        A video that fails yields a `Result` whose ``error`` says why; the others are still scored.
+        """
+        self.activate()
+        pending: deque[tuple[str, Future]] = deque()
+        source = iter(videos)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgevqa-decode") as pool:
+            def refill() -> None:
+                while len(pending) < max(1, prefetch):
+                    try:
+                        video = next(source)
+                    except StopIteration:
+                        return
+                    pending.append((_name_of(video), pool.submit(self._prepare, video)))
+
+            refill()
+            while pending:
+                name, future = pending.popleft()
+                refill()
+                try:
+                    yield self._finish(future.result())
+                except EdgeVQAError as exc:
+                    yield Result(video=name, model=self.manifest.name, seed=self.seed, plan_mode=self.plan_mode,
+                                 backend=self.backend, model_version=self.manifest.version, error=str(exc))
+
+
+def _name_of(video: Any) -> str:
+    if isinstance(video, (str, os.PathLike)):
+        return os.fspath(video)
+    return getattr(video, "name", None) or f"<{type(video).__name__}>"
+
+
+def score(video: Any, model: str | os.PathLike | None = None, **options: Any) -> Result:
+    """Score one video with ``model`` (default: the shipped model). Options as for `Pipeline`."""
+    with Pipeline(model, **options) as pipeline:
+        return pipeline.score(video)

@@ -1,0 +1,79 @@
+"""Synthetic video clips made with PyAV: the README's sample clip and the test suite's media.
+
+Scenes are rendered procedurally (moving gradients, checkerboards and discs with texture), so nothing is
+downloaded and every clip is reproducible from its arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from .errors import EdgeVQAError
+
+
+def render_scene(width: int, height: int, num_frames: int, seed: int = 0) -> np.ndarray:
+    """A moving textured scene as uint8 RGB frames ``[num_frames, height, width, 3]``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = rng.normal(0.0, 1.0, size=(max(height // 4, 1) + 2, max(width // 4, 1) + 2)).astype(np.float32)
+    texture = np.kron(texture, np.ones((4, 4), np.float32))[:height, :width] * 12.0
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        phase = t / max(num_frames, 1)
+        shift = 3.0 * t
+        r = 128 + 90 * np.sin(2 * np.pi * (xx + shift) / max(width, 8))
+        g = 128 + 90 * np.sin(2 * np.pi * (yy - 0.5 * shift) / max(height, 8) + phase)
+        checker = (((xx + shift) // max(width // 8, 2) + yy // max(height // 6, 2)) % 2) * 60
+        b = 70 + checker
+        cx, cy = width * (0.3 + 0.4 * phase), height * (0.5 + 0.25 * np.sin(2 * np.pi * phase))
+        disc = ((xx - cx) ** 2 + (yy - cy) ** 2) < (0.15 * min(width, height)) ** 2
+        rgb = np.stack([r, g, b], axis=-1) + texture[..., None]
+        rgb[disc] = (235, 220, 40)
+        frames[t] = np.clip(rgb, 0, 255).astype(np.uint8)
+    return frames
+
+
+def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num_frames: int = 50,
+               fps: int = 25, codec: str = "libx264", pix_fmt: str = "yuv420p", crf: int | None = 23,
+               rotation: int = 0, frame_times: Sequence[float] | None = None, seed: int = 0,
+               frames: np.ndarray | None = None, overwrite: bool = False) -> str:
+    """Encode a clip; returns its path. ``frame_times`` (seconds) makes a variable-frame-rate clip.
+
+    ``frames`` (uint8 RGB ``[T, H, W, 3]``) replaces the rendered scene. Refuses to overwrite an existing
+    file unless ``overwrite``.
+    """
+    import av
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise EdgeVQAError(f"{path}: already exists; choose another name or remove it first")
+    if frames is None:
+        frames = render_scene(width, height, num_frames, seed)
+    num_frames, height, width = frames.shape[:3]
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if crf is not None and codec in ("libx264", "libx265"):
+            stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        time_base = Fraction(1, 1000) if frame_times is not None else Fraction(1, fps)
+        stream.codec_context.time_base = time_base
+        for t in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(frames[t], format="rgb24")
+            frame.pts = int(round(frame_times[t] * 1000)) if frame_times is not None else t
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_sample_clip(path: str | os.PathLike, overwrite: bool = False) -> str:
+    """The README's sample: 4 s of a rendered scene, 640x360 H.264 at 25 fps."""
+    return write_clip(path, width=640, height=360, num_frames=100, fps=25, overwrite=overwrite)

@@ -92,12 +92,15 @@ class PyAVDecoder:
                 if os.path.getsize(path) == 0:
                     raise VideoDecodeError(f"{path}: file is empty")
             opened: Any = path
+            self._reopenable: Any = path
         elif isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
                 raise VideoDecodeError(f"{self.name}: no data")
             opened = io.BytesIO(bytes(source))
+            self._reopenable = io.BytesIO(bytes(source))
         else:
             opened = source
+            self._reopenable = None
         try:
             self._container = av.open(opened, mode="r")
         except av.FFmpegError as exc:
@@ -148,6 +151,8 @@ class PyAVDecoder:
         fps = _frame_rate(stream)
         duration = _duration_seconds(stream, self._container)
         num_frames, source = int(stream.frames or 0), "container"
+        if num_frames <= 0 and self._reopenable is not None:
+            num_frames, source = self._count_packets(), "packets"
         if num_frames <= 0 and duration > 0 and fps > 0:
             num_frames, source = int(round(duration * fps)), "duration"
         if num_frames <= 0:
@@ -161,6 +166,16 @@ class PyAVDecoder:
                          chroma_shift=shift, is_rgb=is_rgb, color_matrix=matrix,
                          color_range="full" if full else "limited", rotation=rotation,
                          frame_count_source=source)
+
+    def _count_packets(self) -> int:
+        """Frames in the stream by demuxing a second handle (no decoding), when the container has no count."""
+        av = self._av
+        try:
+            with av.open(self._reopenable, mode="r") as other:
+                stream = other.streams.video[0]
+                return sum(1 for packet in other.demux(stream) if packet.size)
+        except (av.FFmpegError, OSError, IndexError):
+            return 0
 
     # ------------------------------------------------------------------ decoding
 

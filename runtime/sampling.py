@@ -113,6 +113,8 @@ def resize_taps(in_size: int, resized_size: int, positions: np.ndarray) -> tuple
     k = int(math.ceil(2 * support)) + 1
     src = first[..., None] + np.arange(k)
     weights = np.maximum(0.0, 1.0 - np.abs(src + 0.5 - centre[..., None]) / support)
+    # Taps outside the image are dropped and the rest renormalised (PIL / torchvision antialias convention).
+    weights = np.where((src >= 0) & (src < in_size), weights, 0.0)
     total = weights.sum(axis=-1, keepdims=True)
     weights = weights / np.where(total > 0, total, 1.0)
     index = np.clip(src, 0, in_size - 1)

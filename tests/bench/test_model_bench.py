@@ -196,3 +196,71 @@ def test_dynamic_input_without_manifest_asks_for_shapes(tmp_path, cli, one_line_
     code, out, err = cli(*["bench", f"--onnx={model}", *SHORT, "--shapes=x:3x5"])
     assert code == 0, err
     assert "Input 'x': float32 3x5" in out
+
+
+class _FakeSession:
+    """Stands in for an ONNX Runtime session with I/O binding (what OrtGpuRunner calls)."""
+
+    def run_with_iobinding(self, binding):
+        binding["y"] = binding["x"].sum(axis=1, keepdims=True)
+
+    def run(self, names, feed):
+        return [feed["x"].sum(axis=1, keepdims=True)]
+
+
+def _fake_runner(backend, with_session):
+    from edgevqa.backends.base import Runner, TensorMeta
+
+    class FakeGpuRunner(Runner):
+        backend_name = backend
+
+        def activate_impl(self):
+            self.session = _FakeSession() if with_session else None
+
+        def deactivate_impl(self):
+            self.session = None
+
+        def infer_impl(self, feed):
+            binding = {"x": np.array(feed["x"], copy=True)}  # "H2D"
+            if self.session is not None:
+                self.session.run_with_iobinding(binding)
+            else:
+                binding["y"] = binding["x"].sum(axis=1, keepdims=True)
+            return {"y": binding["y"].copy()}  # "D2H"
+
+        def get_input_metadata_impl(self):
+            return [TensorMeta("x", "float32", (2, 5))]
+
+        def get_output_metadata_impl(self):
+            return [TensorMeta("y", "float32", (2, 1))]
+
+        def describe(self):
+            return {"backend": backend, "device": "cuda:0", "precision": "fp16", "cuda_graphs": True}
+
+    return FakeGpuRunner()
+
+
+@pytest.mark.parametrize("backend, with_session, mode", [("ort-cuda", True, "device"), ("torch", False, "opaque")])
+def test_gpu_backends_report_only_the_phases_they_measure(monkeypatch, tmp_path, backend, with_session, mode, cli):
+    import edgevqa.pipeline
+
+    monkeypatch.setattr(edgevqa.pipeline, "make_runner", lambda *a, **k: _fake_runner(backend, with_session))
+    model = "athqa_tiny" if backend == "torch" else _tiny_model(tmp_path / "m.onnx")
+    code, out, err = cli("bench", f"--onnx={model}", f"--backend={backend}", "--device=cuda:0", *SHORT, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    timing = report["timing"]
+    assert report["settings"]["phase_timing"] == mode
+    assert report["settings"]["cuda_graphs"] is True
+    assert timing["enqueue"] is None and report["overhead"]["measured"] is False
+    if mode == "device":
+        assert timing["h2d"]["median"] > 0 and timing["d2h"]["median"] > 0
+        assert report["model"]["precision"] == "fp32"  # read from the ONNX file
+    else:
+        assert timing["h2d"] is None and timing["d2h"] is None
+        assert report["model"]["precision"] == "fp16"  # no file to read: the runner's word
+    code, out, err = cli("bench", f"--onnx={model}", f"--backend={backend}", "--device=cuda:0", *SHORT)
+    assert code == 0, err
+    assert "Enqueue Time: not measured separately" in out
+    assert ("H2D Latency: not measured separately" in out) == (mode == "opaque")
+    assert "GPU Compute Time: min = " in out

@@ -1,0 +1,279 @@
+"""Sampling speed: FAST-VQA fragments from 32 decoded 1080p frames, three ways, ratios measured in one run.
+
+Host (``--device cpu``, the default):
+
+- ``C from YUV``: `edgevqa.kernels.native.sample_frame` on the decoder's planes (only the kept pixels are
+  converted, sampling.md section 5);
+- ``NumPy reference``: `edgevqa.kernels.reference.sample_frame` (the specification);
+- ``RGB convert + slice``: what FAST-VQA's own preprocessing amounts to: PyAV/libswscale converts the whole
+  frame (``frame.to_ndarray('rgb24')``), then the 7x7 patches are cut out by fancy indexing and normalised
+  in float32;
+
+and the decode time of the same frames, so sampling can be quoted as a percentage of decoding. The clip is a
+synthetic 1080p H.264 clip encoded in memory (or ``--video``). Targets (issue 5): C >= 20x faster than
+RGB-convert-then-slice, C < 3 % of decode.
+
+Device (``--device cuda``): the CUDA kernel on 32 synthetic 1080p NV12 frames already on the GPU, into fp16
+(1, 3, 32, 224, 224) with one launch, against a plain-torch vectorised gather of the same cells; CUDA-event
+timing, median of repeats. Skips with a message (exit 0) when there is no CUDA device.
+
+Run: ``python -m edgevqa.bench.sampling_speed [--frames 32] [--video clip.mp4] [--device cuda]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------------------------- inputs
+
+
+def synthetic_clip(frames: int, width: int = 1920, height: int = 1080, seed: int = 0) -> bytes:
+    """An in-memory H.264 (yuv420p) clip of moving gradients with mild noise, like camera content."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        for i in range(frames):
+            img = np.stack([(xx + 4 * i) % 256, (yy + 2 * i) % 256, (xx // 2 + yy // 2 + 8 * i) % 256], -1)
+            img = np.clip(img + rng.integers(-6, 7, img.shape), 0, 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def decode_all(source, count: int):
+    """(frames, info, seconds): the first ``count`` frames as `edgevqa.video.Frame`s, decoder included."""
+    from edgevqa.decode import PyAVDecoder
+
+    start = time.perf_counter()
+    with PyAVDecoder(source) as decoder:
+        info = decoder.info
+        frames = list(decoder.frames(range(count)))
+    return frames, info, time.perf_counter() - start
+
+
+def best_of(repeats: int, run: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# --------------------------------------------------------------------------------------------- host
+
+
+def rgb_then_slice(raw_frames, plan, out: np.ndarray) -> None:
+    """The RGB way: convert the whole frame with libswscale, then cut and normalise the planned cells."""
+    mean = np.asarray(plan.view.mean, np.float32)[:, None, None]
+    std = np.asarray(plan.view.std, np.float32)[:, None, None]
+    for slot, raw in enumerate(raw_frames):
+        rgb = raw.to_ndarray(format="rgb24")
+        for n, t in plan.uses_of_slot(slot):
+            g = int(plan.tap_group[n, t])
+            rows = plan.luma_rows.index[g, :, :, :, 0]  # [gh, gw, th]
+            cols = plan.luma_cols.index[g, :, :, :, 0]  # [gh, gw, tw]
+            cells = rgb[rows[:, :, :, None], cols[:, :, None, :]]  # [gh, gw, th, tw, 3]
+            gh, gw, th, tw, _ = cells.shape
+            image = cells.transpose(4, 0, 2, 1, 3).reshape(3, gh * th, gw * tw)
+            out[n, :, t] = (image.astype(np.float32) - mean) / std
+
+
+def run_host(args) -> int:
+    from edgevqa.kernels import conversion_for_frame, reference
+    from edgevqa.manifest import ViewSpec
+    from edgevqa.sampling import make_plan
+
+    try:
+        from edgevqa.kernels import native
+    except ImportError as exc:
+        print(f"the C kernel is not built ({exc}); nothing to compare", file=sys.stderr)
+        return 1
+
+    if args.video:
+        source, label = args.video, args.video
+    else:
+        started = time.perf_counter()
+        source = synthetic_clip(args.frames)
+        label = f"synthetic 1920x1080 H.264 ({args.frames} frames, encoded in {time.perf_counter() - started:.1f} s)"
+    decode_s = float("inf")
+    for _ in range(2):  # the second pass sees a warm file cache and warm decoder code
+        frames, info, seconds = decode_all(io.BytesIO(source) if isinstance(source, bytes) else source, args.frames)
+        decode_s = min(decode_s, seconds)
+    frames = frames[: args.frames]
+    count = len(frames)
+    view = ViewSpec(dtype=args.dtype)  # FAST-VQA-B fragments: 7x7 cells of 32x32, 32 frames aligned 32
+    plan = make_plan(view, info.__class__(**{**info.to_dict(), "num_frames": count}))
+    if len(plan.frame_indices) != count or plan.luma_rows.num_taps != 1:
+        print(f"the plan does not read each of the {count} frames once with identity taps", file=sys.stderr)
+        return 1
+    conversion = conversion_for_frame(frames[0])
+    out_c = np.zeros(plan.output_shape, view.dtype)
+    out_ref = np.zeros_like(out_c)
+    out_rgb = np.zeros(plan.output_shape, np.float32)
+
+    def c_kernel():
+        for slot, frame in enumerate(frames):
+            native.sample_frame(frame.planes, plan, slot, conversion, out_c)
+
+    def numpy_reference():
+        for slot, frame in enumerate(frames):
+            reference.sample_frame(frame.planes, plan, slot, conversion, out_ref)
+
+    raw_frames = [f.owner for f in frames]
+    c_s = best_of(args.repeat, c_kernel)
+    ref_s = best_of(1, numpy_reference)
+    rgb_s = best_of(max(1, args.repeat // 2), lambda: rgb_then_slice(raw_frames, plan, out_rgb))
+
+    exact = np.array_equal(out_c.view(np.uint8), out_ref.view(np.uint8))
+    levels = _level_difference(frames, plan, conversion, raw_frames)
+    ms = lambda s: f"{1e3 * s / count:8.3f} ms/frame"  # noqa: E731
+    print(f"clip: {label}; {count} frames of {info.width}x{info.height} {info.pix_fmt} "
+          f"({info.color_matrix}, {info.color_range}); view: fragments 7x7x32 {view.dtype} {view.layout}")
+    print(f"decode (PyAV, {count} frames)      {ms(decode_s)}")
+    print(f"C from YUV                         {ms(c_s)}")
+    print(f"NumPy reference                    {ms(ref_s)}")
+    print(f"RGB convert (swscale) + slice      {ms(rgb_s)}")
+    print(f"C vs RGB convert + slice           {rgb_s / c_s:8.1f} x faster   (target >= 20 x)")
+    print(f"C vs NumPy reference               {ref_s / c_s:8.1f} x faster")
+    print(f"C sampling / decode                {100 * c_s / decode_s:8.2f} %        (target < 3 %)")
+    print(f"C == reference bit for bit: {exact}; kept pixels vs swscale rgb24: max {levels[0]} levels, "
+          f"mean {levels[1]:.3f}")
+    return 0 if exact else 1
+
+
+def _level_difference(frames, plan, conversion, raw_frames) -> tuple[int, float]:
+    """8-bit RGB of the kept pixels, ours vs libswscale's, over every frame: (max, mean) absolute levels."""
+    from edgevqa.kernels import sample_frame_rgb8
+
+    worst, total, n = 0, 0.0, 0
+    rows = plan.luma_rows.index[0, :, :, :, 0]
+    cols = plan.luma_cols.index[0, :, :, :, 0]
+    for frame, raw in zip(frames, raw_frames):
+        ours = sample_frame_rgb8(frame.planes, plan, 0, conversion).astype(np.int16)
+        cells = raw.to_ndarray(format="rgb24")[rows[:, :, :, None], cols[:, :, None, :]]
+        gh, gw, th, tw, _ = cells.shape
+        theirs = cells.transpose(4, 0, 2, 1, 3).reshape(3, gh * th, gw * tw).astype(np.int16)
+        diff = np.abs(ours - theirs)
+        worst, total, n = max(worst, int(diff.max())), total + float(diff.sum()), n + diff.size
+    return worst, total / n
+
+
+# --------------------------------------------------------------------------------------------- device
+
+
+def run_device(args) -> int:
+    try:
+        import torch
+    except ImportError:
+        print("skipped: --device cuda needs torch with CUDA on the GPU machine", file=sys.stderr)
+        return 0
+    if not torch.cuda.is_available():
+        print("skipped: no CUDA device", file=sys.stderr)
+        return 0
+    from edgevqa.kernels import device, reference, yuv_to_rgb_conversion
+    from edgevqa.manifest import ViewSpec
+    from edgevqa.sampling import make_plan
+    from edgevqa.video import VideoInfo
+
+    count, height, width = args.frames, 1080, 1920
+    view = ViewSpec(dtype="float16")
+    info = VideoInfo(path="synthetic", width=width, height=height, num_frames=count, fps=25.0, duration=count / 25)
+    plan = make_plan(view, info)
+    conversion = yuv_to_rgb_conversion("bt709", "limited", 8)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    luma = torch.randint(0, 256, (count, height, width), dtype=torch.uint8, device="cuda", generator=gen)
+    chroma = torch.randint(0, 256, (count, height // 2, width), dtype=torch.uint8, device="cuda", generator=gen)
+    frames = [(luma[k], chroma[k][:, 0::2], chroma[k][:, 1::2]) for k in range(count)]  # NV12 views
+    out = torch.empty(plan.output_shape, dtype=torch.float16, device="cuda")
+    stream = torch.cuda.current_stream()
+    sampler = device.CudaSampler(plan, conversion)
+    sampler.sample(frames, out, stream=stream)  # compile (cached), upload the plan
+    torch.cuda.synchronize()
+
+    def timed(run: Callable[[], None], repeats: int) -> float:
+        times = []
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(stream)
+            run()
+            end.record(stream)
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1e-3)
+        return float(np.median(times))
+
+    kernel_s = timed(lambda: sampler.sample(frames, out, stream=stream), args.repeat * 20)
+    torch_gather = _torch_gather(plan, conversion, luma, chroma, torch)
+    torch_s = timed(torch_gather, args.repeat * 20)
+
+    # Bit-exactness on two frames against the reference (the full check is tests/kernels, marked gpu).
+    ok = True
+    for slot in (0, count - 1):
+        planes = [p.cpu().numpy() for p in frames[slot]]
+        want = np.zeros(plan.output_shape, np.float16)
+        reference.sample_frame(planes, plan, slot, conversion, want)
+        got = out.cpu().numpy()
+        ok &= bool(np.array_equal(got[:, :, slot].view(np.uint16), want[:, :, slot].view(np.uint16)))
+    name = torch.cuda.get_device_name()
+    print(f"device: {name}; {count} NV12 1920x1080 frames -> fp16 {plan.output_shape}, one launch")
+    print(f"CUDA kernel                        {kernel_s * 1e6:9.1f} us   (target <= 20 us on an H100)")
+    print(f"torch vectorised gather            {torch_s * 1e6:9.1f} us")
+    print(f"CUDA kernel vs torch gather        {torch_s / kernel_s:9.1f} x faster")
+    print(f"CUDA == reference bit for bit (2 frames): {ok}")
+    return 0 if ok else 1
+
+
+def _torch_gather(plan, conversion, luma, chroma, torch):
+    """Plain torch: gather the cells of every frame at once, convert in int32, normalise through the table."""
+    from edgevqa.kernels import normalisation_table
+
+    dev = luma.device
+    rows = torch.as_tensor(plan.luma_rows.index[0, :, :, :, 0], device=dev).long()  # [gh, gw, th]
+    cols = torch.as_tensor(plan.luma_cols.index[0, :, :, :, 0], device=dev).long()
+    gh, gw, th = rows.shape
+    tw = cols.shape[-1]
+    r_img = rows[:, 0, :].reshape(-1)[:, None].expand(gh * th, gw * tw)  # same row offsets across a grid row
+    c_img = cols.permute(1, 0, 2)[:, 0, :].reshape(-1)[None, :].expand(gh * th, gw * tw)
+    coef = [int(v) for v in conversion.coefficients]
+    table = torch.as_tensor(normalisation_table(plan.view.mean, plan.view.std, "float16"), device=dev)
+
+    def run():
+        y = luma[:, r_img, c_img].int() - coef[0]
+        u = chroma[:, r_img >> 1, (c_img >> 1) * 2].int() - coef[1]
+        v = chroma[:, r_img >> 1, (c_img >> 1) * 2 + 1].int() - coef[1]
+        r = ((coef[2] * y + coef[3] * v + 32768) >> 16).clamp_(0, 255)
+        g = ((coef[2] * y - coef[4] * u - coef[5] * v + 32768) >> 16).clamp_(0, 255)
+        b = ((coef[2] * y + coef[6] * u + 32768) >> 16).clamp_(0, 255)
+        return torch.stack([table[0][r.long()], table[1][g.long()], table[2][b.long()]], 0)
+
+    return run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--video", help="a real clip instead of the synthetic 1080p one (host mode)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed repeats; the best (host) or median (device)")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="host output dtype")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args(argv)
+    return run_device(args) if args.device == "cuda" else run_host(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

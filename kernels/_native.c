@@ -1,0 +1,797 @@
+/* Host sampling kernel: apply an edgevqa sampling plan to one decoded frame, straight from its planes.
+ *
+ * The specification is the NumPy reference, kernels/reference.py: the integer tap arithmetic in the module
+ * docstring of runtime/sampling.py, the fixed-point YUV -> RGB of kernels/colour.py, then a normalisation
+ * table lookup. Every sum and product here is done modulo 2**64 and every shift is arithmetic, exactly what
+ * NumPy's int64 does, so the output matches the reference bit for bit for any int32 weights and
+ * coefficients, not only for the well-behaved ones make_plan produces. No float arithmetic is done: float32
+ * and float16 outputs are copied from the table (float16 as its 16-bit pattern).
+ *
+ * Design follows sampling.md section 5 (convert only the kept pixels) and the PyAV / pytorch
+ * extension-cpp pattern of a thin binding that validates everything, then releases the GIL for the work.
+ * Buffers are taken through the buffer protocol (zero copy); planes may have any strides, including
+ * negative ones (np.rot90 views) and zero ones (broadcast grey chroma).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WEIGHT_ONE (1 << 14)
+#define NUM_TAP_ARRAYS 8
+#ifndef PREFETCH_TILES
+#define PREFETCH_TILES 1
+#endif
+
+static PyObject *kernel_error; /* edgevqa.errors.KernelError */
+
+/* Wrapping int64 arithmetic (as NumPy's), free of signed-overflow undefined behaviour. */
+static inline int64_t wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+static inline int64_t wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t wrap_sub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+
+/* ------------------------------------------------------------------------------------------ buffers */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} held_buffer;
+
+static void release_buffer(held_buffer *b) {
+    if (b->held) {
+        PyBuffer_Release(&b->view);
+        b->held = 0;
+    }
+}
+
+static int take_buffer(PyObject *obj, held_buffer *b, int writable, const char *what) {
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &b->view, flags) != 0) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *text = value ? PyObject_Str(value) : NULL;
+        PyErr_Format(kernel_error, "%s must be a %sarray with the buffer protocol, got %s (%s)", what,
+                     writable ? "writable " : "", Py_TYPE(obj)->tp_name,
+                     text ? PyUnicode_AsUTF8(text) : "no buffer");
+        Py_XDECREF(text);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    b->held = 1;
+    return 0;
+}
+
+/* 'u' unsigned integer, 'i' signed integer, 'f' float, 0 anything else (non-native byte order included). */
+static char format_kind(const Py_buffer *v) {
+    const char *f = v->format ? v->format : "B";
+#if PY_BIG_ENDIAN
+    const char native = '>', foreign = '<';
+#else
+    const char native = '<', foreign = '>';
+#endif
+    if (*f == '@' || *f == '=' || *f == native)
+        f++;
+    else if (*f == foreign || *f == '!')
+        return 0;
+    if (f[0] == 0 || f[1] != 0)
+        return 0;
+    switch (f[0]) {
+    case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N':
+        return 'u';
+    case 'b': case 'h': case 'i': case 'l': case 'q': case 'n':
+        return 'i';
+    case 'e': case 'f': case 'd':
+        return 'f';
+    default:
+        return 0;
+    }
+}
+
+static const char *format_text(const Py_buffer *v) { return v->format ? v->format : "B"; }
+
+/* A C-contiguous int32 array of `ndim` dimensions. */
+static int check_int32_array(const Py_buffer *v, int ndim, const char *what) {
+    if (format_kind(v) != 'i' || v->itemsize != 4) {
+        PyErr_Format(kernel_error, "%s must be int32, got buffer format '%s' (itemsize %zd)", what,
+                     format_text(v), v->itemsize);
+        return -1;
+    }
+    if (v->ndim != ndim) {
+        PyErr_Format(kernel_error, "%s must have %d dimensions, got %d", what, ndim, v->ndim);
+        return -1;
+    }
+    if (!PyBuffer_IsContiguous(v, 'C')) {
+        PyErr_Format(kernel_error, "%s must be C-contiguous", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ the plan */
+
+typedef struct {
+    const char *data; /* element [0, 0] */
+    Py_ssize_t rows, cols, s0, s1;
+    int wide; /* uint16 samples */
+} plane_desc;
+
+typedef struct {
+    const int32_t *index, *weight;
+    Py_ssize_t groups, gh, gw, len, k;
+} taps_desc;
+
+static inline Py_ssize_t taps_offset(const taps_desc *t, Py_ssize_t g, Py_ssize_t i, Py_ssize_t j) {
+    return (((g * t->gh + i) * t->gw + j) * t->len) * t->k;
+}
+
+typedef struct {
+    plane_desc planes[3];
+    taps_desc rows[2], cols[2]; /* [0] luma (or RGB), [1] chroma */
+    int plane_taps[3];          /* which of rows/cols each plane uses */
+    int is_rgb, bit_depth, narrow_math;
+    int32_t max_value;
+    int64_t coef[7];
+    const void *table; /* [3][256] float32 or float16 bits */
+    int half;
+    char *out;
+    Py_ssize_t out_s[5];
+    int channels_first;
+    Py_ssize_t grid_h, grid_w, tile_h, tile_w;
+    /* The (n, t, group) positions this frame feeds, and for each the earlier position with the same group. */
+    Py_ssize_t num_uses;
+    Py_ssize_t *use_n, *use_t, *use_g, *use_copy_from;
+} frame_job;
+
+typedef struct {
+    int32_t *values;    /* [3][tile_h * tile_w] */
+    Py_ssize_t *col_offset; /* [tile_w * k] */
+    uint64_t *vertical; /* [tile_w] */
+    int64_t *horizontal;
+    size_t horizontal_cap;
+} scratch_space;
+
+static inline int64_t load_sample(const char *p, int wide) {
+    if (wide) {
+        uint16_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    return *(const uint8_t *)p;
+}
+
+/* One row of the horizontal pass: h[dx] = (sum_b cw[dx,b] * row[ci[dx,b]] + 64) >> 7. */
+static void horizontal_row(const char *row, int wide, const Py_ssize_t *col_offset, const int32_t *cw,
+                           Py_ssize_t tw, Py_ssize_t kx, int64_t *h) {
+    for (Py_ssize_t dx = 0; dx < tw; dx++) {
+        int64_t acc = 0;
+        for (Py_ssize_t b = 0; b < kx; b++)
+            acc = wrap_add(acc, wrap_mul(cw[dx * kx + b], load_sample(row + col_offset[dx * kx + b], wide)));
+        h[dx] = wrap_add(acc, 64) >> 7;
+    }
+}
+
+static inline int32_t finish_value(int64_t acc, int32_t max_value) {
+    int64_t v = wrap_add(acc, (int64_t)1 << 20) >> 21;
+    return (int32_t)(v < 0 ? 0 : (v > max_value ? max_value : v));
+}
+
+static int grow_horizontal(scratch_space *s, size_t count) {
+    if (count <= s->horizontal_cap)
+        return 0;
+    int64_t *p = realloc(s->horizontal, count * sizeof(int64_t));
+    if (!p)
+        return -1;
+    s->horizontal = p;
+    s->horizontal_cap = count;
+    return 0;
+}
+
+/* One plane through the taps of one tile: dst[dy * tw + dx], clamped to 0..max_value. */
+static int apply_taps_tile(const plane_desc *pl, const int32_t *ri, const int32_t *rw, Py_ssize_t th,
+                           Py_ssize_t ky, const int32_t *ci, const int32_t *cw, Py_ssize_t tw, Py_ssize_t kx,
+                           int32_t max_value, int32_t *dst, scratch_space *s) {
+    Py_ssize_t *col_offset = s->col_offset;
+    for (Py_ssize_t q = 0; q < tw * kx; q++)
+        col_offset[q] = (Py_ssize_t)ci[q] * pl->s1;
+
+    int identity = (kx == 1 && ky == 1);
+    for (Py_ssize_t q = 0; identity && q < th; q++)
+        identity = rw[q] == WEIGHT_ONE;
+    for (Py_ssize_t q = 0; identity && q < tw; q++)
+        identity = cw[q] == WEIGHT_ONE;
+    if (identity) {
+        /* One tap of weight one on each axis: ((P * 2**14 + 64) >> 7) * 2**14 rounds back to P exactly. */
+        int unit_run = 1; /* columns are one contiguous run (planar luma, RGB views have other strides) */
+        for (Py_ssize_t dx = 1; unit_run && dx < tw; dx++)
+            unit_run = col_offset[dx] == col_offset[0] + dx * (pl->wide ? 2 : 1);
+        for (Py_ssize_t dy = 0; dy < th; dy++) {
+            const char *row = pl->data + (Py_ssize_t)ri[dy] * pl->s0;
+            int32_t *d = dst + dy * tw;
+            if (pl->wide) {
+                for (Py_ssize_t dx = 0; dx < tw; dx++) {
+                    uint16_t v;
+                    memcpy(&v, row + col_offset[dx], sizeof v);
+                    d[dx] = v > max_value ? max_value : v;
+                }
+            } else if (unit_run) {
+                const uint8_t *src = (const uint8_t *)row + col_offset[0];
+                for (Py_ssize_t dx = 0; dx < tw; dx++)
+                    d[dx] = src[dx]; /* 8-bit samples never exceed max_value >= 255 */
+            } else {
+                for (Py_ssize_t dx = 0; dx < tw; dx++)
+                    d[dx] = *(const uint8_t *)(row + col_offset[dx]);
+            }
+        }
+        return 0;
+    }
+
+    int32_t row_min = ri[0], row_max = ri[0];
+    for (Py_ssize_t q = 1; q < th * ky; q++) {
+        if (ri[q] < row_min) row_min = ri[q];
+        if (ri[q] > row_max) row_max = ri[q];
+    }
+    Py_ssize_t span = (Py_ssize_t)row_max - row_min + 1;
+    uint64_t *vertical = s->vertical;
+    if (span <= th * ky) {
+        /* Neighbouring output rows share source rows (resizing): filter each source row once. */
+        if (grow_horizontal(s, (size_t)span * (size_t)tw))
+            return -1;
+        for (Py_ssize_t r = 0; r < span; r++)
+            horizontal_row(pl->data + (row_min + r) * pl->s0, pl->wide, col_offset, cw, tw, kx,
+                           s->horizontal + r * tw);
+        for (Py_ssize_t dy = 0; dy < th; dy++) {
+            memset(vertical, 0, (size_t)tw * sizeof *vertical);
+            for (Py_ssize_t a = 0; a < ky; a++) {
+                uint64_t w = (uint64_t)(int64_t)rw[dy * ky + a];
+                const int64_t *h = s->horizontal + (Py_ssize_t)(ri[dy * ky + a] - row_min) * tw;
+                for (Py_ssize_t dx = 0; dx < tw; dx++)
+                    vertical[dx] += w * (uint64_t)h[dx];
+            }
+            for (Py_ssize_t dx = 0; dx < tw; dx++)
+                dst[dy * tw + dx] = finish_value((int64_t)vertical[dx], max_value);
+        }
+    } else {
+        if (grow_horizontal(s, (size_t)ky * (size_t)tw))
+            return -1;
+        for (Py_ssize_t dy = 0; dy < th; dy++) {
+            memset(vertical, 0, (size_t)tw * sizeof *vertical);
+            for (Py_ssize_t a = 0; a < ky; a++) {
+                uint64_t w = (uint64_t)(int64_t)rw[dy * ky + a];
+                horizontal_row(pl->data + (Py_ssize_t)ri[dy * ky + a] * pl->s0, pl->wide, col_offset, cw, tw,
+                               kx, s->horizontal);
+                for (Py_ssize_t dx = 0; dx < tw; dx++)
+                    vertical[dx] += w * (uint64_t)s->horizontal[dx];
+            }
+            for (Py_ssize_t dx = 0; dx < tw; dx++)
+                dst[dy * tw + dx] = finish_value((int64_t)vertical[dx], max_value);
+        }
+    }
+    return 0;
+}
+
+static inline uint8_t clamp_255(int64_t v) {
+    v = v < 0 ? 0 : v;
+    return (uint8_t)(v > 255 ? 255 : v);
+}
+
+static inline uint8_t clamp_255_i32(int32_t v) {
+    v = v < 0 ? 0 : v;
+    return (uint8_t)(v > 255 ? 255 : v);
+}
+
+/* Three channel values -> 8-bit RGB (colour.py), for `tw` pixels. */
+static __attribute__((noinline)) void values_to_rgb(const frame_job *job, const int32_t *restrict c0, const int32_t *restrict c1,
+                          const int32_t *restrict c2, Py_ssize_t tw, uint8_t *restrict r, uint8_t *restrict g,
+                          uint8_t *restrict b) {
+    if (job->is_rgb) {
+        int shift = job->bit_depth - 8; /* values are already clamped to the bit depth's maximum */
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {
+            r[dx] = (uint8_t)(c0[dx] >> shift);
+            g[dx] = (uint8_t)(c1[dx] >> shift);
+            b[dx] = (uint8_t)(c2[dx] >> shift);
+        }
+        return;
+    }
+    if (job->narrow_math) {
+        /* Every intermediate provably fits in int32 (checked in setup), so int32 gives the int64 result. */
+        const int32_t k0 = (int32_t)job->coef[0], k1 = (int32_t)job->coef[1], k2 = (int32_t)job->coef[2],
+                      k3 = (int32_t)job->coef[3], k4 = (int32_t)job->coef[4], k5 = (int32_t)job->coef[5],
+                      k6 = (int32_t)job->coef[6], half = 1 << 15;
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {
+            int32_t y = k2 * (c0[dx] - k0) + half, u = c1[dx] - k1, v = c2[dx] - k1;
+            r[dx] = clamp_255_i32((y + k3 * v) >> 16);
+            g[dx] = clamp_255_i32((y - k4 * u - k5 * v) >> 16);
+            b[dx] = clamp_255_i32((y + k6 * u) >> 16);
+        }
+        return;
+    }
+    const int64_t *k = job->coef;
+    const int64_t half = 1 << 15;
+    for (Py_ssize_t dx = 0; dx < tw; dx++) {
+        int64_t y = wrap_mul(k[2], wrap_sub(c0[dx], k[0]));
+        int64_t u = wrap_sub(c1[dx], k[1]);
+        int64_t v = wrap_sub(c2[dx], k[1]);
+        r[dx] = clamp_255(wrap_add(wrap_add(y, wrap_mul(k[3], v)), half) >> 16);
+        g[dx] = clamp_255(wrap_add(wrap_sub(wrap_sub(y, wrap_mul(k[4], u)), wrap_mul(k[5], v)), half) >> 16);
+        b[dx] = clamp_255(wrap_add(wrap_add(y, wrap_mul(k[6], u)), half) >> 16);
+    }
+}
+
+/* Whether YUV -> RGB can run in int32: bounds every partial sum over channel values in 0..max_value. */
+static int conversion_fits_int32(const int64_t *k, int32_t max_value) {
+    int64_t y_span = llabs(k[0]) > llabs(max_value - k[0]) ? llabs(k[0]) : llabs(max_value - k[0]);
+    int64_t c_span = llabs(k[1]) > llabs(max_value - k[1]) ? llabs(k[1]) : llabs(max_value - k[1]);
+    int64_t y_term = llabs(k[2]) * y_span + (1 << 15);
+    int64_t worst = y_term + (llabs(k[4]) + llabs(k[5])) * c_span;
+    if (y_term + llabs(k[3]) * c_span > worst) worst = y_term + llabs(k[3]) * c_span;
+    if (y_term + llabs(k[6]) * c_span > worst) worst = y_term + llabs(k[6]) * c_span;
+    return worst < INT32_MAX && y_span < INT32_MAX && c_span < INT32_MAX;
+}
+
+static char *image_origin(const frame_job *job, Py_ssize_t n, Py_ssize_t t) {
+    return job->out + n * job->out_s[0] + t * (job->channels_first ? job->out_s[2] : job->out_s[1]);
+}
+
+static Py_ssize_t channel_stride(const frame_job *job) {
+    return job->channels_first ? job->out_s[1] : job->out_s[2];
+}
+
+/* Table lookup of one tile row of one channel into the output. */
+static void write_row(const frame_job *job, int channel, const uint8_t *rgb, Py_ssize_t tw, char *dst,
+                      Py_ssize_t xs) {
+    if (job->half) {
+        const uint16_t *table = (const uint16_t *)job->table + channel * 256;
+        if (xs == 2) {
+            for (Py_ssize_t dx = 0; dx < tw; dx++)
+                memcpy(dst + 2 * dx, &table[rgb[dx]], 2);
+        } else {
+            for (Py_ssize_t dx = 0; dx < tw; dx++)
+                memcpy(dst + dx * xs, &table[rgb[dx]], 2);
+        }
+    } else {
+        const float *table = (const float *)job->table + channel * 256;
+        if (xs == 4) {
+            for (Py_ssize_t dx = 0; dx < tw; dx++)
+                memcpy(dst + 4 * dx, &table[rgb[dx]], 4);
+        } else {
+            for (Py_ssize_t dx = 0; dx < tw; dx++)
+                memcpy(dst + dx * xs, &table[rgb[dx]], 4);
+        }
+    }
+}
+
+/* Ask for the source lines of tile (i, j) ahead of use: a tile reads short runs from many rows, so
+ * without this each row costs a full memory latency (measured: about 4x slower on 1080p frames). */
+static void prefetch_tile(const frame_job *job, Py_ssize_t g, Py_ssize_t i, Py_ssize_t j) {
+    for (int p = 0; p < 3; p++) {
+        const plane_desc *pl = &job->planes[p];
+        const taps_desc *rt = &job->rows[job->plane_taps[p]], *ct = &job->cols[job->plane_taps[p]];
+        const int32_t *ri = rt->index + taps_offset(rt, g, i, j), *ci = ct->index + taps_offset(ct, g, i, j);
+        Py_ssize_t first = (Py_ssize_t)ci[0] * pl->s1, last = (Py_ssize_t)ci[(ct->len - 1) * ct->k] * pl->s1;
+        for (Py_ssize_t q = 0; q < rt->len; q++) {
+            const char *row = pl->data + (Py_ssize_t)ri[q * rt->k] * pl->s0;
+            __builtin_prefetch(row + first);
+            __builtin_prefetch(row + last);
+        }
+    }
+}
+
+static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratch_space *s) {
+    const Py_ssize_t th = job->tile_h, tw = job->tile_w, area = th * tw;
+    const Py_ssize_t cs = channel_stride(job), ys = job->out_s[3], xs = job->out_s[4];
+    uint8_t *rgb = (uint8_t *)(s->values + 3 * area); /* 3 * area bytes after the values */
+    for (Py_ssize_t q = 0; q < PREFETCH_TILES && q < job->grid_h * job->grid_w; q++)
+        prefetch_tile(job, g, q / job->grid_w, q % job->grid_w);
+    for (Py_ssize_t i = 0; i < job->grid_h; i++) {
+        for (Py_ssize_t j = 0; j < job->grid_w; j++) {
+            {
+                Py_ssize_t ahead = i * job->grid_w + j + PREFETCH_TILES;
+                if (PREFETCH_TILES > 0 && ahead < job->grid_h * job->grid_w)
+                    prefetch_tile(job, g, ahead / job->grid_w, ahead % job->grid_w);
+            }
+            for (int p = 0; p < 3; p++) {
+                const taps_desc *rt = &job->rows[job->plane_taps[p]], *ct = &job->cols[job->plane_taps[p]];
+                Py_ssize_t ro = taps_offset(rt, g, i, j), co = taps_offset(ct, g, i, j);
+                if (apply_taps_tile(&job->planes[p], rt->index + ro, rt->weight + ro, th, rt->k, ct->index + co,
+                                    ct->weight + co, tw, ct->k, job->max_value, s->values + p * area, s))
+                    return -1;
+            }
+            char *tile = origin + i * th * ys + j * tw * xs;
+            values_to_rgb(job, s->values, s->values + area, s->values + 2 * area, area, rgb, rgb + area,
+                          rgb + 2 * area);
+            for (int c = 0; c < 3; c++)
+                for (Py_ssize_t dy = 0; dy < th; dy++)
+                    write_row(job, c, rgb + c * area + dy * tw, tw, tile + c * cs + dy * ys, xs);
+        }
+    }
+    return 0;
+}
+
+static void copy_image(const frame_job *job, const char *src, char *dst) {
+    const Py_ssize_t height = job->grid_h * job->tile_h, width = job->grid_w * job->tile_w;
+    const Py_ssize_t cs = channel_stride(job), ys = job->out_s[3], xs = job->out_s[4];
+    const Py_ssize_t item = job->half ? 2 : 4;
+    for (int c = 0; c < 3; c++) {
+        for (Py_ssize_t y = 0; y < height; y++) {
+            const char *s = src + c * cs + y * ys;
+            char *d = dst + c * cs + y * ys;
+            if (xs == item) {
+                memcpy(d, s, (size_t)(width * item));
+            } else {
+                for (Py_ssize_t x = 0; x < width; x++)
+                    memcpy(d + x * xs, s + x * xs, (size_t)item);
+            }
+        }
+    }
+}
+
+/* The work, run without the GIL. Returns -1 on allocation failure. */
+static int run_job(const frame_job *job) {
+    const Py_ssize_t area = job->tile_h * job->tile_w;
+    Py_ssize_t kmax = job->cols[0].k > job->cols[1].k ? job->cols[0].k : job->cols[1].k;
+    scratch_space s = {0};
+    int status = -1;
+    s.values = malloc((size_t)(3 * area) * (sizeof(int32_t) + 1) + 16);
+    s.col_offset = malloc((size_t)(job->tile_w * kmax) * sizeof(Py_ssize_t));
+    s.vertical = malloc((size_t)job->tile_w * sizeof(uint64_t));
+    if (!s.values || !s.col_offset || !s.vertical)
+        goto done;
+    for (Py_ssize_t u = 0; u < job->num_uses; u++) {
+        char *dst = image_origin(job, job->use_n[u], job->use_t[u]);
+        Py_ssize_t from = job->use_copy_from[u];
+        if (from >= 0) {
+            copy_image(job, image_origin(job, job->use_n[from], job->use_t[from]), dst);
+        } else if (render_image(job, job->use_g[u], dst, &s)) {
+            goto done;
+        }
+    }
+    status = 0;
+done:
+    free(s.values);
+    free(s.col_offset);
+    free(s.vertical);
+    free(s.horizontal);
+    return status;
+}
+
+/* ------------------------------------------------------------------------------------------ binding */
+
+static const char *const TAP_NAMES[NUM_TAP_ARRAYS] = {
+    "luma_rows.index", "luma_rows.weight", "luma_cols.index", "luma_cols.weight",
+    "chroma_rows.index", "chroma_rows.weight", "chroma_cols.index", "chroma_cols.weight"};
+
+static int describe_taps(const Py_buffer *index, const Py_buffer *weight, const char *name, taps_desc *t) {
+    for (int d = 0; d < 5; d++) {
+        if (index->shape[d] != weight->shape[d]) {
+            PyErr_Format(kernel_error, "%s index and weight arrays differ in shape", name);
+            return -1;
+        }
+    }
+    t->index = index->buf;
+    t->weight = weight->buf;
+    t->groups = index->shape[0];
+    t->gh = index->shape[1];
+    t->gw = index->shape[2];
+    t->len = index->shape[3];
+    t->k = index->shape[4];
+    if (t->groups < 1 || t->gh < 1 || t->gw < 1 || t->len < 1 || t->k < 1) {
+        PyErr_Format(kernel_error, "%s has an empty dimension (shape [%zd, %zd, %zd, %zd, %zd])", name,
+                     t->groups, t->gh, t->gw, t->len, t->k);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every index of group g within [0, limit): returns 0, or -1 with a KernelError set. */
+static int check_tap_range(const taps_desc *t, Py_ssize_t g, Py_ssize_t limit, const char *axis, int plane,
+                           const plane_desc *pl) {
+    Py_ssize_t count = t->gh * t->gw * t->len * t->k;
+    const int32_t *idx = t->index + g * count;
+    for (Py_ssize_t q = 0; q < count; q++) {
+        if (idx[q] < 0 || idx[q] >= limit) {
+            PyErr_Format(kernel_error,
+                         "plan reads %s %d outside plane %d of %zdx%zd (tap group %zd): it was made for "
+                         "another frame size or format",
+                         axis, (int)idx[q], plane, pl->rows, pl->cols, g);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(sample_frame_doc,
+"sample_frame(planes, out, slot, slots, tap_group, taps, coefficients, is_rgb, bit_depth, table,\n"
+"             channels_first)\n"
+"\n"
+"Low-level binding behind edgevqa.kernels.sample_frame: write every (clip, time) position of `out` that\n"
+"decoded frame `slot` feeds (slots[n, t] == slot). `planes`: 3 two-dimensional uint8 (8-bit) or uint16\n"
+"buffers, any strides. `taps`: the 8 int32 C-contiguous [G, gh, gw, L, K] arrays (luma rows index/weight,\n"
+"luma cols, chroma rows, chroma cols). `coefficients`: int32 [7] (colour.py). `table`: [3, 256] float32 or\n"
+"float16, same dtype as `out`. `out`: writable 5-D NCTHW (channels_first) or NTCHW, any strides.\n"
+"Raises edgevqa.errors.KernelError on any inconsistency; releases the GIL while it works.");
+
+static PyObject *sample_frame(PyObject *self, PyObject *args) {
+    PyObject *planes_obj, *out_obj, *slots_obj, *group_obj, *taps_obj, *coef_obj, *table_obj;
+    Py_ssize_t slot;
+    int is_rgb, bit_depth, channels_first;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOnOOOOpiOp:sample_frame", &planes_obj, &out_obj, &slot, &slots_obj, &group_obj,
+                          &taps_obj, &coef_obj, &is_rgb, &bit_depth, &table_obj, &channels_first)) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *text = value ? PyObject_Str(value) : NULL;
+        PyErr_Format(kernel_error, "bad arguments to the native sampler: %s",
+                     text ? PyUnicode_AsUTF8(text) : "unknown");
+        Py_XDECREF(text);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return NULL;
+    }
+
+    held_buffer plane_buf[3] = {{{0}}}, out_buf = {{0}}, slots_buf = {{0}}, group_buf = {{0}}, coef_buf = {{0}},
+                table_buf = {{0}}, tap_buf[NUM_TAP_ARRAYS] = {{{0}}};
+    PyObject *planes_seq = NULL, *taps_seq = NULL;
+    frame_job job;
+    memset(&job, 0, sizeof job);
+    PyObject *result = NULL;
+    Py_ssize_t *use_storage = NULL;
+
+    if (bit_depth < 8 || bit_depth > 16) {
+        PyErr_Format(kernel_error, "unsupported bit depth %d; 8 to 16 bits are supported", bit_depth);
+        goto fail;
+    }
+    job.is_rgb = is_rgb;
+    job.bit_depth = bit_depth;
+    job.max_value = (int32_t)((1 << bit_depth) - 1);
+    job.channels_first = channels_first;
+
+    /* planes */
+    planes_seq = PySequence_Fast(planes_obj, "planes must be a sequence of 3 arrays");
+    if (!planes_seq) {
+        PyErr_Clear();
+        PyErr_Format(kernel_error, "planes must be a sequence of 3 arrays, got %s", Py_TYPE(planes_obj)->tp_name);
+        goto fail;
+    }
+    if (PySequence_Fast_GET_SIZE(planes_seq) != 3) {
+        PyErr_Format(kernel_error, "expected 3 planes (Y, U, V or R, G, B), got %zd",
+                     PySequence_Fast_GET_SIZE(planes_seq));
+        goto fail;
+    }
+    for (int p = 0; p < 3; p++) {
+        char what[32];
+        snprintf(what, sizeof what, "plane %d", p);
+        if (take_buffer(PySequence_Fast_GET_ITEM(planes_seq, p), &plane_buf[p], 0, what))
+            goto fail;
+        const Py_buffer *v = &plane_buf[p].view;
+        Py_ssize_t want = bit_depth == 8 ? 1 : 2;
+        if (format_kind(v) != 'u' || v->itemsize != want) {
+            PyErr_Format(kernel_error, "plane %d has buffer format '%s' (itemsize %zd), expected %s for %d-bit "
+                         "input", p, format_text(v), v->itemsize, want == 1 ? "uint8" : "uint16", bit_depth);
+            goto fail;
+        }
+        if (v->ndim != 2) {
+            PyErr_Format(kernel_error, "plane %d must have 2 dimensions, got %d", p, v->ndim);
+            goto fail;
+        }
+        if (v->shape[0] < 1 || v->shape[1] < 1) {
+            PyErr_Format(kernel_error, "plane %d is empty (%zdx%zd)", p, v->shape[0], v->shape[1]);
+            goto fail;
+        }
+        job.planes[p] = (plane_desc){v->buf, v->shape[0], v->shape[1], v->strides[0], v->strides[1], want == 2};
+        job.plane_taps[p] = (p == 0 || is_rgb) ? 0 : 1;
+    }
+
+    /* taps */
+    taps_seq = PySequence_Fast(taps_obj, "taps must be a sequence of 8 arrays");
+    if (!taps_seq || PySequence_Fast_GET_SIZE(taps_seq) != NUM_TAP_ARRAYS) {
+        PyErr_Clear();
+        PyErr_Format(kernel_error, "taps must be a sequence of %d int32 arrays", NUM_TAP_ARRAYS);
+        goto fail;
+    }
+    for (int a = 0; a < NUM_TAP_ARRAYS; a++) {
+        if (take_buffer(PySequence_Fast_GET_ITEM(taps_seq, a), &tap_buf[a], 0, TAP_NAMES[a]) ||
+            check_int32_array(&tap_buf[a].view, 5, TAP_NAMES[a]))
+            goto fail;
+    }
+    if (describe_taps(&tap_buf[0].view, &tap_buf[1].view, "luma_rows", &job.rows[0]) ||
+        describe_taps(&tap_buf[2].view, &tap_buf[3].view, "luma_cols", &job.cols[0]) ||
+        describe_taps(&tap_buf[4].view, &tap_buf[5].view, "chroma_rows", &job.rows[1]) ||
+        describe_taps(&tap_buf[6].view, &tap_buf[7].view, "chroma_cols", &job.cols[1]))
+        goto fail;
+    {
+        const taps_desc *all[4] = {&job.rows[0], &job.cols[0], &job.rows[1], &job.cols[1]};
+        for (int a = 1; a < 4; a++) {
+            if (all[a]->groups != all[0]->groups || all[a]->gh != all[0]->gh || all[a]->gw != all[0]->gw) {
+                PyErr_SetString(kernel_error, "tap tables disagree on groups or grid ([G, gh, gw, ...] differ)");
+                goto fail;
+            }
+        }
+        if (job.rows[1].len != job.rows[0].len || job.cols[1].len != job.cols[0].len) {
+            PyErr_SetString(kernel_error, "luma and chroma tap tables disagree on the tile size");
+            goto fail;
+        }
+    }
+    job.grid_h = job.rows[0].gh;
+    job.grid_w = job.rows[0].gw;
+    job.tile_h = job.rows[0].len;
+    job.tile_w = job.cols[0].len;
+
+    /* slots and tap groups */
+    if (take_buffer(slots_obj, &slots_buf, 0, "slots") || check_int32_array(&slots_buf.view, 2, "slots") ||
+        take_buffer(group_obj, &group_buf, 0, "tap_group") || check_int32_array(&group_buf.view, 2, "tap_group"))
+        goto fail;
+    const Py_ssize_t num_clips = slots_buf.view.shape[0], clip_len = slots_buf.view.shape[1];
+    if (group_buf.view.shape[0] != num_clips || group_buf.view.shape[1] != clip_len) {
+        PyErr_Format(kernel_error, "tap_group has shape [%zd, %zd], slots has [%zd, %zd]", group_buf.view.shape[0],
+                     group_buf.view.shape[1], num_clips, clip_len);
+        goto fail;
+    }
+    if (slot < 0) {
+        PyErr_Format(kernel_error, "slot %zd is negative", slot);
+        goto fail;
+    }
+
+    /* colour */
+    if (take_buffer(coef_obj, &coef_buf, 0, "coefficients") || check_int32_array(&coef_buf.view, 1, "coefficients"))
+        goto fail;
+    if (coef_buf.view.shape[0] != 7) {
+        PyErr_Format(kernel_error, "coefficients must hold 7 values, got %zd", coef_buf.view.shape[0]);
+        goto fail;
+    }
+    for (int c = 0; c < 7; c++)
+        job.coef[c] = ((const int32_t *)coef_buf.view.buf)[c];
+    job.narrow_math = conversion_fits_int32(job.coef, job.max_value);
+
+    /* output and table */
+    if (take_buffer(out_obj, &out_buf, 1, "output"))
+        goto fail;
+    const Py_buffer *ov = &out_buf.view;
+    if (format_kind(ov) != 'f' || (ov->itemsize != 4 && ov->itemsize != 2)) {
+        PyErr_Format(kernel_error, "output must be float32 or float16, got buffer format '%s'", format_text(ov));
+        goto fail;
+    }
+    job.half = ov->itemsize == 2;
+    if (ov->ndim != 5) {
+        PyErr_Format(kernel_error, "output must have 5 dimensions (%s), got %d", channels_first ? "NCTHW" : "NTCHW",
+                     ov->ndim);
+        goto fail;
+    }
+    {
+        Py_ssize_t want[5] = {num_clips, channels_first ? 3 : clip_len, channels_first ? clip_len : 3,
+                              job.grid_h * job.tile_h, job.grid_w * job.tile_w};
+        for (int d = 0; d < 5; d++) {
+            if (ov->shape[d] != want[d]) {
+                PyErr_Format(kernel_error, "output has shape (%zd, %zd, %zd, %zd, %zd), the plan makes "
+                             "(%zd, %zd, %zd, %zd, %zd)", ov->shape[0], ov->shape[1], ov->shape[2], ov->shape[3],
+                             ov->shape[4], want[0], want[1], want[2], want[3], want[4]);
+                goto fail;
+            }
+        }
+    }
+    job.out = ov->buf;
+    for (int d = 0; d < 5; d++)
+        job.out_s[d] = ov->strides[d];
+    if (take_buffer(table_obj, &table_buf, 0, "table"))
+        goto fail;
+    {
+        const Py_buffer *tv = &table_buf.view;
+        if (format_kind(tv) != 'f' || tv->itemsize != ov->itemsize || tv->ndim != 2 || tv->shape[0] != 3 ||
+            tv->shape[1] != 256 || !PyBuffer_IsContiguous(tv, 'C')) {
+            PyErr_Format(kernel_error, "table must be a C-contiguous [3, 256] array of the output's dtype "
+                         "(float%d)", ov->itemsize == 2 ? 16 : 32);
+            goto fail;
+        }
+        job.table = tv->buf;
+    }
+
+    /* The positions this frame feeds, each checked against the planes before any memory is read. */
+    {
+        const int32_t *slots = slots_buf.view.buf, *groups = group_buf.view.buf;
+        Py_ssize_t total = num_clips * clip_len;
+        use_storage = PyMem_Malloc((size_t)(4 * (total > 0 ? total : 1)) * sizeof(Py_ssize_t));
+        if (!use_storage) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        job.use_n = use_storage;
+        job.use_t = use_storage + total;
+        job.use_g = use_storage + 2 * total;
+        job.use_copy_from = use_storage + 3 * total;
+        Py_ssize_t count = 0;
+        for (Py_ssize_t q = 0; q < total; q++) {
+            if (slots[q] != slot)
+                continue;
+            Py_ssize_t g = groups[q];
+            if (g < 0 || g >= job.rows[0].groups) {
+                PyErr_Format(kernel_error, "tap_group[%zd, %zd] = %zd is outside the plan's %zd tap groups",
+                             q / clip_len, q % clip_len, g, job.rows[0].groups);
+                goto fail;
+            }
+            Py_ssize_t from = -1;
+            for (Py_ssize_t e = 0; e < count && from < 0; e++)
+                if (job.use_g[e] == g && job.use_copy_from[e] < 0)
+                    from = e;
+            if (from < 0) {
+                for (int p = 0; p < 3; p++) {
+                    const plane_desc *pl = &job.planes[p];
+                    if (check_tap_range(&job.rows[job.plane_taps[p]], g, pl->rows, "row", p, pl) ||
+                        check_tap_range(&job.cols[job.plane_taps[p]], g, pl->cols, "column", p, pl))
+                        goto fail;
+                }
+            }
+            job.use_n[count] = q / clip_len;
+            job.use_t[count] = q % clip_len;
+            job.use_g[count] = g;
+            job.use_copy_from[count] = from;
+            count++;
+        }
+        job.num_uses = count;
+    }
+
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = run_job(&job);
+    Py_END_ALLOW_THREADS
+    if (status) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = Py_NewRef(Py_None);
+
+fail:
+    PyMem_Free(use_storage);
+    for (int p = 0; p < 3; p++)
+        release_buffer(&plane_buf[p]);
+    for (int a = 0; a < NUM_TAP_ARRAYS; a++)
+        release_buffer(&tap_buf[a]);
+    release_buffer(&out_buf);
+    release_buffer(&slots_buf);
+    release_buffer(&group_buf);
+    release_buffer(&coef_buf);
+    release_buffer(&table_buf);
+    Py_XDECREF(planes_seq);
+    Py_XDECREF(taps_seq);
+    return result;
+}
+
+static PyMethodDef native_methods[] = {
+    {"sample_frame", sample_frame, METH_VARARGS, sample_frame_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int native_exec(PyObject *module) {
+    PyObject *errors = PyImport_ImportModule("edgevqa.errors");
+    if (!errors)
+        return -1;
+    kernel_error = PyObject_GetAttrString(errors, "KernelError");
+    Py_DECREF(errors);
+    if (!kernel_error)
+        return -1;
+    if (PyModule_AddIntConstant(module, "WEIGHT_ONE", WEIGHT_ONE))
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot native_slots[] = {
+    {Py_mod_exec, native_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    "edgevqa.kernels._native",
+    "C sampling kernel: apply a SamplePlan to one frame's YUV/RGB planes (bit-exact with kernels/reference.py).",
+    0,
+    native_methods,
+    native_slots,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModuleDef_Init(&native_module); }

@@ -1,0 +1,166 @@
+// CUDA sampling kernel: apply an edgevqa sampling plan to decoded frames already on the GPU.
+//
+// The specification is the NumPy reference (kernels/reference.py): the integer tap arithmetic of
+// runtime/sampling.py, the fixed-point YUV -> RGB of kernels/colour.py, then a normalisation table lookup.
+// Sums and products are done modulo 2**64 with arithmetic shifts, as NumPy's int64 does, so the output
+// matches the reference bit for bit for any int32 weights and coefficients; float32 / float16 values are
+// copied from the table as bit patterns, never computed.
+//
+// One launch covers up to EDGEVQA_MAX_FRAMES frames and EDGEVQA_MAX_JOBS (clip, time) positions: everything
+// the launch needs travels in one __grid_constant__ parameter block (under the classic 4 KiB limit), so a
+// launch needs no host-to-device copy. One thread makes one output pixel (all three channels) of one job.
+//
+// The file has no #include on purpose: it is compiled at first use by NVRTC (edgevqa.kernels.device) and by
+// nvcc in CI (tests/kernels/test_cuda_compile.py), with the same text.
+
+#ifdef EDGEVQA_HOST_EMULATION
+// tests/kernels/test_device_emulation.py compiles the per-pixel code for the CPU to check it without a GPU.
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#endif
+
+#define EDGEVQA_WEIGHT_ONE 16384
+#define EDGEVQA_MAX_FRAMES 32
+#define EDGEVQA_MAX_JOBS 64
+#define EDGEVQA_BLOCK_X 32
+#define EDGEVQA_BLOCK_Y 8
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef long long i64;
+typedef unsigned long long u64;
+
+// One plane: pointer to element [0, 0] and strides in bytes (any sign, zero allowed).
+struct PlaneDesc {
+    const u8 *data;
+    i64 row_stride;
+    i64 col_stride;
+};
+
+struct FrameDesc {
+    PlaneDesc plane[3];
+};
+
+// frame: index into frames[]; n, t: output clip and time; group: tap group.
+struct JobDesc {
+    int frame, n, t, group;
+};
+
+// Every field is 8 bytes or a multiple of 8, so the host packs this block as int64 words
+// (edgevqa.kernels.device.PARAM_FIELDS lists the scalar words in this order).
+struct SampleParams {
+    const int *tap_index[4];   // luma rows, luma cols, chroma rows, chroma cols: [G, gh, gw, L, K]
+    const int *tap_weight[4];
+    i64 taps[4];               // K of each table
+    i64 grid_h, grid_w, tile_h, tile_w;
+    u8 *out;
+    i64 out_stride[5];         // bytes, NCTHW or NTCHW order of the output's own axes
+    i64 channels_first;
+    const u8 *table;           // [3][256] float32 or float16 bit patterns
+    i64 coef[7];               // y_offset, c_mid, cy, crv, cgu, cgv, cbu
+    i64 is_rgb, bit_depth, wide, narrow_math, half_out, max_value;
+    i64 num_jobs;
+    FrameDesc frames[EDGEVQA_MAX_FRAMES];
+    JobDesc jobs[EDGEVQA_MAX_JOBS];
+};
+
+static_assert(sizeof(PlaneDesc) == 24, "PlaneDesc layout");
+static_assert(sizeof(JobDesc) == 16, "JobDesc layout");
+static_assert(sizeof(SampleParams) == 8 * 38 + 72 * EDGEVQA_MAX_FRAMES + 16 * EDGEVQA_MAX_JOBS,
+              "SampleParams layout must match edgevqa.kernels.device");
+static_assert(sizeof(SampleParams) <= 4096, "parameter block must fit the classic 4 KiB limit");
+
+__host__ __device__ __forceinline__ i64 load_sample(const u8 *p, i64 wide) {
+    return wide ? (i64)(*(const u16 *)p) : (i64)(*p);
+}
+
+// One plane through one output pixel's taps, clamped to 0..max_value.
+__host__ __device__ __forceinline__ int sample_plane(const PlaneDesc &pl, const int *ri, const int *rw, int kr, const int *ci,
+                                            const int *cw, int kc, i64 wide, int max_value) {
+    if (kr == 1 && kc == 1 && rw[0] == EDGEVQA_WEIGHT_ONE && cw[0] == EDGEVQA_WEIGHT_ONE) {
+        // ((P * 2**14 + 64) >> 7) * 2**14 rounds back to P exactly.
+        i64 v = load_sample(pl.data + (i64)ri[0] * pl.row_stride + (i64)ci[0] * pl.col_stride, wide);
+        return (int)(v > max_value ? max_value : v);
+    }
+    u64 acc = 0;
+    for (int a = 0; a < kr; a++) {
+        const u8 *row = pl.data + (i64)ri[a] * pl.row_stride;
+        u64 h = 0;
+        for (int b = 0; b < kc; b++)
+            h += (u64)(i64)cw[b] * (u64)load_sample(row + (i64)ci[b] * pl.col_stride, wide);
+        i64 hs = ((i64)(h + 64)) >> 7;
+        acc += (u64)(i64)rw[a] * (u64)hs;
+    }
+    i64 v = ((i64)(acc + ((u64)1 << 20))) >> 21;
+    return (int)(v < 0 ? 0 : (v > max_value ? max_value : v));
+}
+
+__host__ __device__ __forceinline__ u32 clamp_255(i64 v) { return (u32)(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+
+// One output pixel (x, y) of job z: all three channels, through the plan's taps, colour and table.
+__host__ __device__ __forceinline__ void sample_pixel(const SampleParams &p, const u32 *table, int x, int y, int z) {
+    const int th = (int)p.tile_h, tw = (int)p.tile_w, gh = (int)p.grid_h, gw = (int)p.grid_w;
+    if (x >= gw * tw || y >= gh * th || z >= p.num_jobs)
+        return;
+    const JobDesc job = p.jobs[z];
+    const FrameDesc &frame = p.frames[job.frame];
+    const int i = y / th, dy = y - i * th, j = x / tw, dx = x - j * tw;
+    const i64 tile = ((i64)job.group * gh + i) * gw + j;
+    const int max_value = (int)p.max_value;
+
+    int value[3];
+    for (int c = 0; c < 3; c++) {
+        const int set = (c == 0 || p.is_rgb) ? 0 : 2;  // luma tables at 0, 1; chroma at 2, 3
+        const int kr = (int)p.taps[set], kc = (int)p.taps[set + 1];
+        const i64 ro = (tile * th + dy) * kr, co = (tile * tw + dx) * kc;
+        value[c] = sample_plane(frame.plane[c], p.tap_index[set] + ro, p.tap_weight[set] + ro, kr,
+                                p.tap_index[set + 1] + co, p.tap_weight[set + 1] + co, kc, p.wide, max_value);
+    }
+
+    u32 rgb[3];
+    if (p.is_rgb) {
+        const int shift = (int)p.bit_depth - 8;
+        for (int c = 0; c < 3; c++)
+            rgb[c] = (u32)(value[c] >> shift);
+    } else if (p.narrow_math) {
+        // The host proved every intermediate fits in int32 for values in 0..max_value.
+        const int k0 = (int)p.coef[0], k1 = (int)p.coef[1], k2 = (int)p.coef[2], k3 = (int)p.coef[3],
+                  k4 = (int)p.coef[4], k5 = (int)p.coef[5], k6 = (int)p.coef[6];
+        const int yt = k2 * (value[0] - k0) + (1 << 15), u = value[1] - k1, v = value[2] - k1;
+        rgb[0] = clamp_255((yt + k3 * v) >> 16);
+        rgb[1] = clamp_255((yt - k4 * u - k5 * v) >> 16);
+        rgb[2] = clamp_255((yt + k6 * u) >> 16);
+    } else {
+        const u64 yt = (u64)p.coef[2] * (u64)((i64)value[0] - p.coef[0]) + ((u64)1 << 15);
+        const u64 u = (u64)((i64)value[1] - p.coef[1]), v = (u64)((i64)value[2] - p.coef[1]);
+        rgb[0] = clamp_255(((i64)(yt + (u64)p.coef[3] * v)) >> 16);
+        rgb[1] = clamp_255(((i64)(yt - (u64)p.coef[4] * u - (u64)p.coef[5] * v)) >> 16);
+        rgb[2] = clamp_255(((i64)(yt + (u64)p.coef[6] * u)) >> 16);
+    }
+
+    const i64 channel_stride = p.channels_first ? p.out_stride[1] : p.out_stride[2];
+    const i64 time_stride = p.channels_first ? p.out_stride[2] : p.out_stride[1];
+    u8 *base = p.out + job.n * p.out_stride[0] + job.t * time_stride + y * p.out_stride[3] + x * p.out_stride[4];
+    for (int c = 0; c < 3; c++) {
+        const u32 bits = table[c * 256 + rgb[c]];
+        if (p.half_out)
+            *(u16 *)(base + c * channel_stride) = (u16)bits;
+        else
+            *(u32 *)(base + c * channel_stride) = bits;
+    }
+}
+
+#ifndef EDGEVQA_HOST_EMULATION
+extern "C" __global__ void __launch_bounds__(EDGEVQA_BLOCK_X * EDGEVQA_BLOCK_Y)
+edgevqa_sample(const __grid_constant__ SampleParams p) {
+    __shared__ u32 table[3 * 256];
+    const int lane = threadIdx.y * EDGEVQA_BLOCK_X + threadIdx.x;
+    for (int e = lane; e < 3 * 256; e += EDGEVQA_BLOCK_X * EDGEVQA_BLOCK_Y)
+        table[e] = p.half_out ? (u32)((const u16 *)p.table)[e] : ((const u32 *)p.table)[e];
+    __syncthreads();
+    sample_pixel(p, table, blockIdx.x * EDGEVQA_BLOCK_X + threadIdx.x, blockIdx.y * EDGEVQA_BLOCK_Y + threadIdx.y,
+                 blockIdx.z);
+}
+#endif

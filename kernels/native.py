@@ -1,0 +1,78 @@
+"""The C sampling kernel (`_native.c`) behind the same signature and semantics as `reference.sample_frame`.
+
+The binding itself validates every buffer (shape, strides, dtype, tap index ranges) and raises `KernelError`;
+this module only turns a `SamplePlan` and a `ColourConversion` into the arrays it takes. Import fails with
+ImportError when the extension was not built (no C compiler at install time); `edgevqa.kernels` then falls
+back to the reference.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from edgevqa.errors import KernelError
+from edgevqa.sampling import SamplePlan
+
+from . import _native
+from .colour import ColourConversion, normalisation_table
+
+__all__ = ["sample_frame", "sample", "plan_arrays"]
+
+
+@lru_cache(maxsize=32)
+def _table(mean: tuple[float, ...], std: tuple[float, ...], dtype: str) -> np.ndarray:
+    table = np.ascontiguousarray(normalisation_table(mean, std, dtype))
+    table.flags.writeable = False
+    return table
+
+
+def plan_arrays(plan: SamplePlan) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """``(slots, tap_group, taps)`` as the C-contiguous int32 arrays the kernels take (no copy when they are)."""
+    taps = []
+    for t in (plan.luma_rows, plan.luma_cols, plan.chroma_rows, plan.chroma_cols):
+        taps += [np.ascontiguousarray(t.index, dtype=np.int32), np.ascontiguousarray(t.weight, dtype=np.int32)]
+    return (np.ascontiguousarray(plan.slots, dtype=np.int32), np.ascontiguousarray(plan.tap_group, dtype=np.int32),
+            tuple(taps))
+
+
+def _check_call(plan: SamplePlan, slot: int, conversion: ColourConversion, out) -> None:
+    if not isinstance(plan, SamplePlan):
+        raise KernelError(f"plan must be a SamplePlan, got {type(plan).__name__}")
+    if not isinstance(conversion, ColourConversion):
+        raise KernelError(f"conversion must be a ColourConversion, got {type(conversion).__name__}")
+    if not isinstance(slot, (int, np.integer)) or not 0 <= int(slot) < len(plan.frame_indices):
+        raise KernelError(f"slot {slot!r} is outside the plan's {len(plan.frame_indices)} frames")
+    out_dtype = getattr(out, "dtype", None)
+    if out_dtype is not None and np.dtype(out_dtype) != np.dtype(plan.view.dtype):
+        raise KernelError(f"output has dtype {out_dtype}, the view asks for {plan.view.dtype}")
+
+
+def sample_frame(planes: Sequence[np.ndarray], plan: SamplePlan, slot: int, conversion: ColourConversion,
+                 out: np.ndarray) -> None:
+    """Write every (clip, time) position that decoded frame ``slot`` feeds into ``out`` (the view's shape).
+
+    Same contract as `edgevqa.kernels.reference.sample_frame`, bit for bit; ``planes`` and ``out`` may be any
+    objects with the buffer protocol (NumPy arrays, memoryviews), with any strides. The GIL is released
+    while the kernel runs.
+    """
+    _check_call(plan, slot, conversion, out)
+    slots, tap_group, taps = plan_arrays(plan)
+    view = plan.view
+    coefficients = np.ascontiguousarray(conversion.coefficients, dtype=np.int32)
+    _native.sample_frame(planes, out, int(slot), slots, tap_group, taps, coefficients, bool(conversion.is_rgb),
+                         int(conversion.bit_depth), _table(view.mean, view.std, view.dtype), view.layout == "NCTHW")
+
+
+def sample(frames: Sequence[Sequence[np.ndarray]], plan: SamplePlan, conversion: ColourConversion,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Apply ``plan`` to ``frames`` (the planes of each of ``plan.frame_indices``, in order)."""
+    if len(frames) != len(plan.frame_indices):
+        raise KernelError(f"the plan reads {len(plan.frame_indices)} frames, {len(frames)} were given")
+    if out is None:
+        out = np.empty(plan.output_shape, dtype=np.dtype(plan.view.dtype))
+    for slot, planes in enumerate(frames):
+        sample_frame(planes, plan, slot, conversion, out)
+    return out

@@ -406,6 +406,60 @@ def _cache_dir() -> str:
     return os.path.join(root, "cuda")
 
 
+def _nvrtc_check(result, what: str):
+    err = result[0]
+    if int(err) != 0:
+        raise KernelError(f"NVRTC {what} failed: {err}")
+    return result[1:] if len(result) > 2 else (result[1] if len(result) == 2 else None)
+
+
+def compile_kernel(nvrtc, arch: int, cache: bool = True) -> bytes:
+    """A cubin of sample.cu for ``sm_<arch>`` (PTX for the newest architecture NVRTC knows when it does not
+    know ``arch``), from the disk cache when it is there. ``nvrtc`` is ``cuda.bindings.nvrtc``."""
+    source = kernel_source().encode()
+    version = _nvrtc_check(nvrtc.nvrtcVersion(), "nvrtcVersion")
+    supported = [int(a) for a in _nvrtc_check(nvrtc.nvrtcGetSupportedArchs(), "nvrtcGetSupportedArchs")]
+    as_cubin = arch in supported
+    target = f"sm_{arch}" if as_cubin else f"compute_{max([a for a in supported if a <= arch] or supported)}"
+    options = [f"--gpu-architecture={target}".encode(), b"--std=c++17"]
+    key = hashlib.sha256(source + b"\0".join(options) + repr(version).encode()).hexdigest()[:20]
+    path = os.path.join(_cache_dir(), f"{KERNEL_NAME}-{key}-{target}.{'cubin' if as_cubin else 'ptx'}")
+    if cache:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError:
+            pass
+    program = _nvrtc_check(nvrtc.nvrtcCreateProgram(source, b"sample.cu", 0, [], []), "nvrtcCreateProgram")
+    try:
+        result = nvrtc.nvrtcCompileProgram(program, len(options), options)
+        if int(result[0]) != 0:
+            size = _nvrtc_check(nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
+            log = b" " * int(size)
+            nvrtc.nvrtcGetProgramLog(program, log)
+            raise KernelError(f"NVRTC could not compile sample.cu for {target}:\n{log.decode(errors='replace')}")
+        if as_cubin:
+            size = _nvrtc_check(nvrtc.nvrtcGetCUBINSize(program), "nvrtcGetCUBINSize")
+            image = b" " * int(size)
+            _nvrtc_check(nvrtc.nvrtcGetCUBIN(program, image), "nvrtcGetCUBIN")
+        else:
+            size = _nvrtc_check(nvrtc.nvrtcGetPTXSize(program), "nvrtcGetPTXSize")
+            image = b" " * int(size)
+            _nvrtc_check(nvrtc.nvrtcGetPTX(program, image), "nvrtcGetPTX")
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+    if cache:
+        try:  # best effort: a read-only home only costs a recompile next time
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(image)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return image
+
+
 class _Cuda:
     """cuda-python driver and NVRTC plumbing: contexts, compile + disk cache, modules, launches."""
 
@@ -448,10 +502,14 @@ class _Cuda:
             result[1] if isinstance(result, tuple) and len(result) == 2 else None)
 
     def device_of(self, ptr: int) -> int:
+        """The ordinal of the GPU holding ``ptr`` (device 0 when the driver cannot tell)."""
         d = self.driver
         attribute = d.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
-        return int(self.check(d.cuPointerGetAttribute(attribute, d.CUdeviceptr(ptr)),
-                              "cuPointerGetAttribute(device ordinal)"))
+        try:
+            return int(self.check(d.cuPointerGetAttribute(attribute, d.CUdeviceptr(ptr)),
+                                  "cuPointerGetAttribute(device ordinal)"))
+        except KernelError:
+            return 0
 
     def enter(self, ordinal: int) -> None:
         """Make the device's primary context (the one torch and CuPy use) current on this thread."""
@@ -480,48 +538,7 @@ class _Cuda:
         return self.functions[ordinal]
 
     def compiled(self, arch: int) -> bytes:
-        """A cubin for ``sm_<arch>`` (or PTX for the newest architecture NVRTC knows), cached on disk."""
-        nv = self.nvrtc
-        source = kernel_source().encode()
-        version = self.check(nv.nvrtcVersion(), "nvrtcVersion")
-        supported = [int(a) for a in self.check(nv.nvrtcGetSupportedArchs(), "nvrtcGetSupportedArchs")]
-        as_cubin = arch in supported
-        target = f"sm_{arch}" if as_cubin else f"compute_{max([a for a in supported if a <= arch] or supported)}"
-        options = [f"--gpu-architecture={target}".encode(), b"--std=c++17"]
-        key = hashlib.sha256(source + b"\0".join(options) + repr(version).encode()).hexdigest()[:20]
-        path = os.path.join(_cache_dir(), f"{KERNEL_NAME}-{key}-{target}.{'cubin' if as_cubin else 'ptx'}")
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except OSError:
-            pass
-        program = self.check(nv.nvrtcCreateProgram(source, b"sample.cu", 0, [], []), "nvrtcCreateProgram")
-        try:
-            result = nv.nvrtcCompileProgram(program, len(options), options)
-            if int(result[0]) != 0:
-                size = self.check(nv.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
-                log = b" " * int(size)
-                nv.nvrtcGetProgramLog(program, log)
-                raise KernelError(f"NVRTC could not compile sample.cu for {target}:\n{log.decode(errors='replace')}")
-            if as_cubin:
-                size = self.check(nv.nvrtcGetCUBINSize(program), "nvrtcGetCUBINSize")
-                image = b" " * int(size)
-                self.check(nv.nvrtcGetCUBIN(program, image), "nvrtcGetCUBIN")
-            else:
-                size = self.check(nv.nvrtcGetPTXSize(program), "nvrtcGetPTXSize")
-                image = b" " * int(size)
-                self.check(nv.nvrtcGetPTX(program, image), "nvrtcGetPTX")
-        finally:
-            nv.nvrtcDestroyProgram(program)
-        try:  # best effort: a read-only home only costs a recompile next time
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(image)
-            os.replace(tmp, path)
-        except OSError:
-            pass
-        return image
+        return compile_kernel(self.nvrtc, arch)
 
     def upload(self, arrays: dict[str, np.ndarray]) -> tuple[Any, dict[str, int]]:
         """One device allocation holding ``arrays`` (256-byte aligned each); returns it and their addresses."""

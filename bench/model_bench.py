@@ -466,8 +466,9 @@ class DeviceMemoryProbe:
             if self.backend == "torch":
                 import torch
 
-                torch.cuda.reset_peak_memory_stats(self._index)
                 self._torch, self.kind = torch, "torch allocator peak"
+                if torch.cuda.is_initialized():  # a fresh process has no peak to clear yet
+                    torch.cuda.reset_peak_memory_stats(self._index)
                 return
             self.kind = "drop in free device memory (cudaMemGetInfo, sampled)"
             self.sample()
@@ -761,8 +762,9 @@ def format_model_report(report: dict[str, Any], verbose: bool = False) -> str:
               f"Timing trace has {t['queries']} queries over {fmt(t['walltime_s'])} s", "",
               "=== Trace details ===", f"Trace averages of {t['averages']['runs']} runs:"]
     for g in t["averages"]["groups"]:
+        enqueue = f"{fmt(g['enqueue'])} ms" if t["enqueue"] is not None else "not measured"
         lines.append(f"Average on {t['averages']['runs']} runs - {gpu or 'compute '}latency: {fmt(g['compute'])} ms"
-                     f" - Host latency: {fmt(g['latency'])} ms (enqueue {fmt(g['enqueue'])} ms)")
+                     f" - Host latency: {fmt(g['latency'])} ms (enqueue {enqueue})")
     def phase_line(label: str, name: str) -> str:
         if t[name] is not None:
             return f"{label}: {metrics[name].format()}"

@@ -3,7 +3,7 @@
 Issue 2's target for the finished runtime: ``Pipeline.score(clip)`` takes at most 1.15x the time PyAV needs to
 decode the frames the pipeline decodes (frame 0 to the last planned frame, same decoder threads; see
 `edgevqa.bench.pipeline_bench`). Both are measured interleaved, after one warm-up score, and the medians are
-compared.
+compared (the order of the two alternates between repeats).
 
     python bench/pipeline_speed.py [--model M.onnx] [--repeats 5] [--clip existing.mp4]
 
@@ -86,13 +86,17 @@ def main(argv: list[str] | None = None) -> int:
             last, info = last_planned_frame(clip, pipeline.manifest, None, "default")
             pipeline.score(clip)  # warm-up: first decoder open, first inference
             pipe_s, dec_s, stages = [], [], []
-            for _ in range(args.repeats):
-                seconds, decoded = decode_only(clip, last, args.decode_threads)
-                dec_s.append(seconds)
-                t0 = time.perf_counter()
-                result = pipeline.score(clip)
-                pipe_s.append(time.perf_counter() - t0)
-                stages.append(result.timings)
+            for rep in range(args.repeats):
+                # Alternate which runs first, so neither always meets the warmer file cache and clocks.
+                for which in (("decode", "pipeline") if rep % 2 == 0 else ("pipeline", "decode")):
+                    if which == "decode":
+                        seconds, decoded = decode_only(clip, last, args.decode_threads)
+                        dec_s.append(seconds)
+                    else:
+                        t0 = time.perf_counter()
+                        result = pipeline.score(clip)
+                        pipe_s.append(time.perf_counter() - t0)
+                        stages.append(result.timings)
     pipe, dec = float(np.median(pipe_s)), float(np.median(dec_s))
     mean_stage = {k: float(np.mean([s[k] for s in stages])) * 1000.0
                   for k in ("decode", "plan", "sample", "infer", "aggregate")}

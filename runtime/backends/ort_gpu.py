@@ -127,6 +127,8 @@ class OrtGpuRunner(OrtRunner):
         super().__init__(model, threads=threads, providers=providers)
         self.backend_name = backend
         self.outputs_on_device = outputs_on_device
+        # ONNX Runtime's name of the memory the bindings use; tests set "cpu" to run this code with the CPU EP.
+        self.io_device = "cuda"
         self._binding: Any = None
 
     def activate_impl(self) -> None:
@@ -168,15 +170,15 @@ class OrtGpuRunner(OrtRunner):
                 ptr, shape, dtype = on_device
                 if dtype not in _ELEMENT_TYPES:
                     raise ModelError(f"{self.model_name}: device input '{meta.name}' has unsupported dtype {dtype}")
-                binding.bind_input(meta.name, "cuda", self.device_id, _ELEMENT_TYPES[dtype], list(shape), ptr)
+                binding.bind_input(meta.name, self.io_device, self.device_id, _ELEMENT_TYPES[dtype], list(shape), ptr)
             else:
                 array = np.ascontiguousarray(value)
-                device_value = ort.OrtValue.ortvalue_from_numpy(array, "cuda", self.device_id)
+                device_value = ort.OrtValue.ortvalue_from_numpy(array, self.io_device, self.device_id)
                 keep_alive.append(device_value)
                 binding.bind_ortvalue_input(meta.name, device_value)
         names = [o.name for o in self.session.get_outputs()]
         for name in names:
-            binding.bind_output(name, "cuda", self.device_id)
+            binding.bind_output(name, self.io_device, self.device_id)
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # ORT raises its own Fail/RuntimeException types

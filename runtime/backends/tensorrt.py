@@ -265,6 +265,7 @@ class TrtRunner(Runner):
         self.stamp: EngineStamp | None = None
         self._trt: Any = None
         self._cudart: Any = None
+        self._runtime: Any = None
         self._engine: Any = None
         self._context: Any = None
         self._stream: Any = None

@@ -88,6 +88,22 @@ def load_torch_model(source: Any) -> tuple[Any, ModelManifest]:
     return model.eval(), model.manifest
 
 
+def to_channels_last(module: Any) -> Any:
+    """Store 4-D weights channels-last and 5-D ones channels-last-3d, in place; returns ``module``.
+
+    ``Module.to(memory_format=torch.channels_last)`` refuses models with 5-D weights (Conv3d), which every
+    video model here has, so each parameter is converted by its rank.
+    """
+    import torch
+
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+        elif tensor.dim() == 5:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last_3d)
+    return module
+
+
 class TorchRunner(Runner):
     """Runs a zoo model with torch. ``precision='auto'`` is FP16 on CUDA and FP32 on the CPU.
 
@@ -144,7 +160,7 @@ class TorchRunner(Runner):
         dtype = torch.float16 if half else torch.float32
         deploy = deploy.to(dtype)
         if on_cuda and self.channels_last:
-            deploy = deploy.to(memory_format=torch.channels_last)
+            to_channels_last(deploy)
         self._torch, self._model, self._device, self._dtype = torch, deploy, torch.device(device), dtype
         self.manifest = manifest
         self._graphs.clear()
@@ -189,7 +205,7 @@ class TorchRunner(Runner):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 static_outputs = self._forward(static_inputs)
-        except RuntimeError as exc:
+        except Exception as exc:  # capture errors come as RuntimeError or torch's AcceleratorError: run eagerly
             self.graph_fallback_reason = f"CUDA graph capture failed ({str(exc).splitlines()[0][:200]}); eager FP16"
             return None
         entry = (graph, static_inputs, static_outputs)

@@ -96,3 +96,20 @@ def test_cuda_fp16_graph_matches_fp32_eager():
         np.testing.assert_array_equal(first[name], again[name])
         scale = max(float(np.abs(want[name]).max()), 1e-3)
         assert float(np.abs(first[name] - want[name]).max()) / scale < 5e-2
+
+
+def test_channels_last_conversion_keeps_the_outputs():
+    from edgevqa.backends.torch_backend import to_channels_last
+    from edgevqa.export.models import create_model
+
+    torch.manual_seed(2)
+    model = create_model("athqa_tiny", frames=2, grid=2)
+    x = torch.randn(model.manifest.views[0].input_shape(2))
+    with torch.inference_mode():
+        want = model(x)
+        to_channels_last(model)
+        got = model(x)
+    conv_weights = [p for p in model.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-5)

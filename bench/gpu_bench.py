@@ -151,8 +151,11 @@ def gpu_score(video: str, runner: Any, manifest: Any, decoder: str = "dali", sam
         for frame in dec.frames(needed):
             if conversion is None:
                 conversion = kernels.conversion_for_frame(frame)
-            s0 = time.perf_counter()
             planes = frame.planes
+            if device_sample is not None and isinstance(planes[0], np.ndarray):
+                # Host-decoded frame, device sampler: the upload belongs to decoding (NVDEC needs none).
+                planes = tuple(torch.from_numpy(np.ascontiguousarray(p)).to(device) for p in planes)
+            s0 = time.perf_counter()
             if device_sample is None and torch is not None and isinstance(planes[0], torch.Tensor):
                 planes = tuple(p.cpu().numpy() for p in planes)  # host sampling of device frames: download
             for plan, slots, done, out in zip(plans, slot_maps, filled, buffers):
@@ -164,6 +167,7 @@ def gpu_score(video: str, runner: Any, manifest: Any, decoder: str = "dali", sam
                         kernels.sample_frame(planes, plan, slot, conversion, out)
                     done[slot] = True
             last = planes
+            sync()  # attribute the asynchronous kernel's time to sampling, not to the next decode
             timings["sample"] += time.perf_counter() - s0
         if last is None:
             raise RuntimeError(f"{video}: no frame decoded")

@@ -357,7 +357,7 @@ class TrtRunner(Runner):
             nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             context.set_tensor_address(name, device.ensure(nbytes))
             staged_outputs.append((name, shape, dtype, device, host, nbytes))
-        if not context.execute_async_v3(self._stream):
+        if not context.execute_async_v3(int(self._stream)):
             raise ModelError(f"{self.engine_path}: TensorRT execution failed")
         for name, shape, dtype, device, host, nbytes in staged_outputs:
             host.ensure(nbytes)

@@ -109,3 +109,16 @@ def test_gpu_score_with_dali_cpu_decoding_of_vp9(tiny_checkpoint, tmp_path):
     scale = max(abs(pyav["scores"][n]) for n in manifest.outputs)
     assert max(diffs) <= 0.05 * scale + 1e-3, (dali["scores"], pyav["scores"])
     assert np.isfinite(list(dali["scores"].values())).all()
+
+
+def test_gpu_score_device_sampler_without_cuda_says_why(tiny_checkpoint, small_clip):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    from edgevqa.backends.torch_backend import TorchRunner
+    from edgevqa.manifest import load_manifest
+
+    with TorchRunner(tiny_checkpoint, device="cpu") as runner:
+        with pytest.raises(RuntimeError, match="CUDA kernel|kernels.device"):
+            gpu_bench.gpu_score(small_clip, runner, load_manifest(tiny_checkpoint), decoder="pyav",
+                                sampler="device", device="cpu")

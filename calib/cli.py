@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                         help=f"percentile for --method percentile (default {DEFAULT_PERCENTILE})")
     parser.add_argument("--per-channel", action="store_true", help="quantize weights per output channel")
+    parser.add_argument("--reduce-range", action="store_true",
+                        help="7-bit weights (-64..63): avoids the int16 saturation of ONNX Runtime's u8 x s8 kernels on "
+                             "x86 CPUs without VNNI, which per-channel weights otherwise hit")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                         help=f"calibration inputs to make (several plan seeds per video; default {DEFAULT_SAMPLES})")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="NODE_OR_OPTYPE",
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                               force=args.force, cache_dir=args.cache_dir, use_cache=args.use_cache,
                               percentile=args.percentile, sensitivity=args.sensitivity,
                               sensitivity_samples=args.sensitivity_samples, plan_mode=args.plan_mode,
-                              threads=args.threads, cpu_layout=args.cpu_layout)
+                              threads=args.threads, cpu_layout=args.cpu_layout,
+                              reduce_range=args.reduce_range)
     if args.json and args.json != "-":
         from edgevqa.errors import EdgeVQAError
         import os

@@ -93,3 +93,35 @@ def split_shared_quantizers(model: Any) -> int:
         del graph.node[:]
         graph.node.extend(ordered)
     return pairs
+
+
+def float_graph_outputs(model: Any) -> int:
+    """Let graph outputs leave the model in float (in place): a ``Q -> DQ`` pair that only rounds a graph output
+    to int8 is replaced by an ``Identity``. Scores are compared and ranked at full precision, and nothing
+    downstream of an output runs in int8. Returns the number of outputs changed."""
+    from onnx import helper
+
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    producers = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, int] = defaultdict(int)
+    for node in graph.node:
+        for name in node.input:
+            readers[name] += 1
+    changed = 0
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.output[0] in outputs:
+            quantizer = producers.get(node.input[0])
+            if quantizer is not None and quantizer.op_type == "QuantizeLinear" and readers[quantizer.output[0]] == 1:
+                nodes.append(helper.make_node("Identity", [quantizer.input[0]], [node.output[0]],
+                                              name=f"{node.name}_float_output"))
+                changed += 1
+                continue
+        nodes.append(node)
+    if changed:
+        used = {name for node in nodes for name in node.input}
+        nodes = [n for n in nodes if not (n.op_type == "QuantizeLinear" and n.output[0] not in used | outputs)]
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed

@@ -74,6 +74,7 @@ class QuantizeOptions:
     plan_mode: str = "default"
     threads: int | None = None
     cpu_layout: bool = True
+    reduce_range: bool = False
 
 
 @dataclass
@@ -299,7 +300,7 @@ def quantize_static_qdq(pre_path: str, out_path: str, inputs: CalibrationInputs,
         kwargs["calibration_cache_path"] = ranges_path
     with _quiet_quantizer():
         quantize_static(pre_path, out_path, inputs.reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=bool(options.per_channel), reduce_range=False,
+                        per_channel=bool(options.per_channel), reduce_range=bool(options.reduce_range),
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         nodes_to_quantize=list(nodes_to_quantize or []), nodes_to_exclude=list(nodes_to_exclude or []),
                         calibrate_method=_calibration_method(options.method), extra_options=extra_options, **kwargs)
@@ -423,7 +424,12 @@ def quantize_model(model: str | os.PathLike, calib: str | os.PathLike, out: str 
         seconds["calibrate_quantize"] = time.perf_counter() - t0
 
         qdq_model = onnx.load(qdq_path)
+        from .layout import float_graph_outputs
+
+        float_graph_outputs(qdq_model)
         quantized_nodes = qdq_summary(qdq_model)["quantized"]
+        unsplit_model = onnx.ModelProto()
+        unsplit_model.CopyFrom(qdq_model)
         if options.cpu_layout:
             from .layout import split_shared_quantizers
 
@@ -462,8 +468,8 @@ def quantize_model(model: str | os.PathLike, calib: str | os.PathLike, out: str 
 
             t0 = time.perf_counter()
             feeds = list(inputs.feeds(inputs.spread(options.sensitivity_samples)))
-            sensitivity = node_sensitivity(onnx.load(qdq_path), pre_model, quantized_nodes, manifest, feeds, top,
-                                           excluded, options.threads)
+            sensitivity = node_sensitivity(unsplit_model, pre_model, quantized_nodes, manifest, feeds, top, excluded,
+                                           options.threads)
             seconds["sensitivity"] = time.perf_counter() - t0
 
         written = out_path if gate is None or gate.passed else gate_failed_path(out_path)

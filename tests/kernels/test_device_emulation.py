@@ -36,16 +36,20 @@ extern "C" void edgevqa_emulate(const void *params, int grid_x, int grid_y, int 
     u32 table[3 * 256];
     for (int e = 0; e < 3 * 256; e++)
         table[e] = p.half_out ? (u32)((const u16 *)p.table)[e] : ((const u32 *)p.table)[e];
-    for (int z = 0; z < grid_z; z++)
-        for (int y = 0; y < grid_y * EDGEVQA_BLOCK_Y; y++)
-            for (int x = 0; x < grid_x * EDGEVQA_BLOCK_X; x++)
-                sample_pixel(p, table, x, y, z);
+    for (int bz = 0; bz < grid_z; bz++)
+        for (int by = 0; by < grid_y; by++)
+            for (int bx = 0; bx < grid_x; bx++)
+                for (int ty = 0; ty < EDGEVQA_BLOCK_Y; ty++)
+                    for (int tx = 0; tx < EDGEVQA_BLOCK_X; tx++)
+                        sample_thread(p, table, bx, by, bz, tx, ty);
 }
+
+extern "C" int edgevqa_pixels_per_thread(void) { return EDGEVQA_PIXELS_PER_THREAD; }
 
 extern "C" long edgevqa_layout(const char *field) {
     const char *names[] = {"tap_index", "tap_weight", "taps", "grid_h", "grid_w", "tile_h", "tile_w", "out",
                            "out_stride", "channels_first", "table", "coef", "is_rgb", "bit_depth", "wide",
-                           "narrow_math", "half_out", "max_value", "num_jobs", "frames", "jobs", "sizeof"};
+                           "narrow_math", "half_out", "max_value", "identity", "num_jobs", "frames", "jobs", "sizeof"};
     const long offsets[] = {offsetof(SampleParams, tap_index), offsetof(SampleParams, tap_weight),
                             offsetof(SampleParams, taps), offsetof(SampleParams, grid_h),
                             offsetof(SampleParams, grid_w), offsetof(SampleParams, tile_h),
@@ -55,7 +59,7 @@ extern "C" long edgevqa_layout(const char *field) {
                             offsetof(SampleParams, is_rgb), offsetof(SampleParams, bit_depth),
                             offsetof(SampleParams, wide), offsetof(SampleParams, narrow_math),
                             offsetof(SampleParams, half_out), offsetof(SampleParams, max_value),
-                            offsetof(SampleParams, num_jobs), offsetof(SampleParams, frames),
+                            offsetof(SampleParams, identity), offsetof(SampleParams, num_jobs), offsetof(SampleParams, frames),
                             offsetof(SampleParams, jobs), sizeof(SampleParams)};
     for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         const char *a = names[k], *b = field;
@@ -67,20 +71,27 @@ extern "C" long edgevqa_layout(const char *field) {
 """
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
+def build_emulator(folder: Path, pixels_per_thread: int | None = None):
     compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler to build the CUDA kernel's host emulation")
-    folder = tmp_path_factory.mktemp("cuda_emulation")
     (folder / "harness.cpp").write_text(HARNESS.replace("SOURCE", str(SOURCE)))
-    library = folder / "emulation.so"
-    subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-o", str(library), str(folder / "harness.cpp")],
-                   check=True, capture_output=True, text=True)
+    library = folder / f"emulation_{pixels_per_thread}.so"
+    define = [] if pixels_per_thread is None else [f"-DEDGEVQA_PIXELS_PER_THREAD={pixels_per_thread}"]
+    subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", *define, "-o", str(library),
+                    str(folder / "harness.cpp")], check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(library))
     lib.edgevqa_emulate.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
     lib.edgevqa_layout.argtypes = [ctypes.c_char_p]
     lib.edgevqa_layout.restype = ctypes.c_long
+    return lib
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """The kernel as compiled by default (the source's EDGEVQA_PIXELS_PER_THREAD)."""
+    lib = build_emulator(tmp_path_factory.mktemp("cuda_emulation"))
+    assert lib.edgevqa_pixels_per_thread() == device.PIXELS_PER_THREAD
     return lib
 
 
@@ -98,7 +109,7 @@ def emulate(lib, plan, conversion, frames, out) -> int:
     pointers.update({f"tap_weight{k}": tables.weight[k].ctypes.data for k in range(4)})
     pointers["table"] = tables.table.ctypes.data
     described = [(slot, [host_array(p) for p in planes]) for slot, planes in frames]
-    launches = device.plan_launches(tables, described, host_array(out), pointers)
+    launches = device.plan_launches(tables, described, host_array(out), pointers, lib.edgevqa_pixels_per_thread())
     for launch in launches:
         assert launch.params.nbytes == lib.edgevqa_layout(b"sizeof")
         lib.edgevqa_emulate(launch.params.ctypes.data, *launch.grid)
@@ -146,6 +157,16 @@ def test_random_taps_and_weights(emulator, extreme):
         planes, conversion, _ = make_frame(fmt, int(rng.integers(1, 25)), int(rng.integers(1, 25)), rng)
         plan = random_raw_plan(rng, planes, extreme, ("NCTHW", "NTCHW")[case % 2], ("float32", "float16")[case % 3 % 2])
         assert_emulation_matches(emulator, planes, plan, conversion)
+
+
+@pytest.mark.parametrize("pixels_per_thread", [1, 3])
+def test_other_pixels_per_thread(tmp_path, pixels_per_thread):
+    lib = build_emulator(tmp_path, pixels_per_thread)
+    rng = np.random.default_rng(36 + pixels_per_thread)
+    for fmt, kind in (("nv12", "fragments"), ("yuv420p10", "resize_crop"), ("rgb24", "clips")):
+        planes, conversion, info = make_frame(fmt, 37, 53, rng, "padded")
+        plan = small_plan(kind, video_info(num_frames=20, **info), "NTCHW", "float16", seed=5)
+        assert_emulation_matches(lib, planes, plan, conversion)
 
 
 def test_fast_vqa_view_on_a_1080p_frame(emulator):

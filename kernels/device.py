@@ -108,6 +108,8 @@ class _PlanTables:
         self.max_index = [a.reshape(a.shape[0], -1).max(axis=1) for a in self.index]
         if any(int(a.min()) < 0 for a in self.index):
             raise KernelError("the plan has negative tap indices")
+        if any(a.size >= 1 << 31 for a in self.index):
+            raise KernelError("tap tables of 2**31 entries or more are beyond the CUDA kernel")
         self.slots = np.ascontiguousarray(plan.slots, dtype=np.int32)
         self.tap_group = np.ascontiguousarray(plan.tap_group, dtype=np.int32)
         if self.slots.ndim != 2 or self.tap_group.shape != self.slots.shape:
@@ -331,6 +333,9 @@ def _check_plane(tables: _PlanTables, array: DeviceArray, what: str) -> None:
         raise KernelError(f"{what} has a null data pointer")
 
 
+_INT32_LIMIT = (1 << 31) - 1
+
+
 def _check_out(tables: _PlanTables, out: DeviceArray) -> None:
     want = "<f2" if tables.dtype == np.float16 else "<f4"
     if out.typestr != want:
@@ -343,6 +348,9 @@ def _check_out(tables: _PlanTables, out: DeviceArray) -> None:
         raise KernelError("output must be aligned to its element size (pointer and strides)")
     if not out.ptr and int(np.prod(out.shape)):
         raise KernelError("output has a null data pointer")
+    image_axes = (1, 3, 4) if tables.channels_first else (2, 3, 4)
+    if sum((out.shape[a] - 1) * abs(out.strides[a]) for a in image_axes) + out.itemsize >= _INT32_LIMIT:
+        raise KernelError("one output image spans 2 GiB or more; the CUDA kernel uses 32-bit offsets inside it")
 
 
 def plan_launches(tables: _PlanTables, frames: Sequence[tuple[int, Sequence[DeviceArray]]], out: DeviceArray,
@@ -363,10 +371,15 @@ def plan_launches(tables: _PlanTables, frames: Sequence[tuple[int, Sequence[Devi
         for k, plane in enumerate(planes):
             _check_plane(tables, plane, f"plane {k} of slot {slot}")
             rows_table, cols_table = (0, 1) if k == 0 or tables.is_rgb else (2, 3)
-            if uses and (tables.slot_max_index[slot][rows_table] >= plane.shape[0]
-                         or tables.slot_max_index[slot][cols_table] >= plane.shape[1]):
+            if not uses:
+                continue
+            last_row, last_col = tables.slot_max_index[slot][rows_table], tables.slot_max_index[slot][cols_table]
+            if last_row >= plane.shape[0] or last_col >= plane.shape[1]:
                 raise KernelError(f"plan reads outside plane {k} of slot {slot} ({plane.shape[0]}x"
                                   f"{plane.shape[1]}): it was made for another frame size or format")
+            if last_row * abs(plane.strides[0]) + last_col * abs(plane.strides[1]) >= _INT32_LIMIT:
+                raise KernelError(f"plane {k} of slot {slot} spans 2 GiB or more; the CUDA kernel addresses "
+                                  f"planes with 32-bit offsets")
         jobs += [(position, n, t, g) for n, t, g in uses]
 
     base = np.zeros(SCALAR_WORDS, np.int64)

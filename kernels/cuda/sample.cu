@@ -77,24 +77,27 @@ static_assert(sizeof(SampleParams) == 8 * 39 + 72 * EDGEVQA_MAX_FRAMES + 16 * ED
               "SampleParams layout must match edgevqa.kernels.device");
 static_assert(sizeof(SampleParams) <= 4096, "parameter block must fit the classic 4 KiB limit");
 
-__host__ __device__ __forceinline__ i64 load_sample(const u8 *p, i64 wide) {
+__host__ __device__ __forceinline__ i64 load_sample(const u8 *p, bool wide) {
     return wide ? (i64)(*(const u16 *)p) : (i64)(*p);
 }
 
-// One plane through one output pixel's taps, clamped to 0..max_value.
-__host__ __device__ __forceinline__ int sample_plane(const PlaneDesc &pl, const int *ri, const int *rw, int kr, const int *ci,
-                                            const int *cw, int kc, i64 wide, int max_value, bool identity) {
+// One plane through one output pixel's taps, clamped to 0..max_value. Byte offsets fit in int32: the host
+// checks every plane's addressed extent (and the tap tables' sizes) against 2**31, and 32-bit address
+// arithmetic is what keeps this kernel's instruction count low.
+__host__ __device__ __forceinline__ int sample_plane(const u8 *data, int row_stride, int col_stride, const int *ri,
+                                                    const int *rw, int kr, const int *ci, const int *cw, int kc,
+                                                    bool wide, int max_value, bool identity) {
     if (identity || (kr == 1 && kc == 1 && rw[0] == EDGEVQA_WEIGHT_ONE && cw[0] == EDGEVQA_WEIGHT_ONE)) {
         // ((P * 2**14 + 64) >> 7) * 2**14 rounds back to P exactly.
-        i64 v = load_sample(pl.data + (i64)ri[0] * pl.row_stride + (i64)ci[0] * pl.col_stride, wide);
-        return (int)(v > max_value ? max_value : v);
+        const int v = (int)load_sample(data + (ri[0] * row_stride + ci[0] * col_stride), wide);
+        return v > max_value ? max_value : v;
     }
     u64 acc = 0;
     for (int a = 0; a < kr; a++) {
-        const u8 *row = pl.data + (i64)ri[a] * pl.row_stride;
+        const u8 *row = data + ri[a] * row_stride;
         u64 h = 0;
         for (int b = 0; b < kc; b++)
-            h += (u64)(i64)cw[b] * (u64)load_sample(row + (i64)ci[b] * pl.col_stride, wide);
+            h += (u64)(i64)cw[b] * (u64)load_sample(row + ci[b] * col_stride, wide);
         i64 hs = ((i64)(h + 64)) >> 7;
         acc += (u64)(i64)rw[a] * (u64)hs;
     }
@@ -118,16 +121,18 @@ __host__ __device__ __forceinline__ int divide(int a, int b, float inverse) {
 __host__ __device__ __forceinline__ void pixel_bits(const SampleParams &p, const u32 *table, const FrameDesc &frame,
                                                     int group, int i, int dy, int j, int dx, u32 bits[3]) {
     const int th = (int)p.tile_h, tw = (int)p.tile_w;
-    const i64 tile = ((i64)group * p.grid_h + i) * p.grid_w + j;
+    const int tile = (group * (int)p.grid_h + i) * (int)p.grid_w + j;  // tap tables hold < 2**31 entries
     const int max_value = (int)p.max_value;
+    const bool wide = p.wide != 0, identity = p.identity != 0;
     int value[3];
     for (int c = 0; c < 3; c++) {
         const int set = (c == 0 || p.is_rgb) ? 0 : 2;  // luma tables at 0, 1; chroma at 2, 3
         const int kr = (int)p.taps[set], kc = (int)p.taps[set + 1];
-        const i64 ro = (tile * th + dy) * kr, co = (tile * tw + dx) * kc;
-        value[c] = sample_plane(frame.plane[c], p.tap_index[set] + ro, p.tap_weight[set] + ro, kr,
-                                p.tap_index[set + 1] + co, p.tap_weight[set + 1] + co, kc, p.wide, max_value,
-                                p.identity != 0);
+        const int ro = (tile * th + dy) * kr, co = (tile * tw + dx) * kc;
+        const PlaneDesc &pl = frame.plane[c];
+        value[c] = sample_plane(pl.data, (int)pl.row_stride, (int)pl.col_stride, p.tap_index[set] + ro,
+                                p.tap_weight[set] + ro, kr, p.tap_index[set + 1] + co, p.tap_weight[set + 1] + co,
+                                kc, wide, max_value, identity);
     }
     u32 rgb[3];
     if (p.is_rgb) {
@@ -167,9 +172,11 @@ __host__ __device__ __forceinline__ void sample_thread(const SampleParams &p, co
     const FrameDesc &frame = p.frames[job.frame];
     const int i = divide(y, th, 1.0f / (float)th), dy = y - i * th;
     const float inverse_tw = 1.0f / (float)tw;
-    const i64 channel_stride = p.channels_first ? p.out_stride[1] : p.out_stride[2];
+    // Offsets inside one (clip, time) image fit in int32 (checked by the host).
+    const int channel_stride = (int)(p.channels_first ? p.out_stride[1] : p.out_stride[2]);
+    const int x_stride = (int)p.out_stride[4];
     const i64 time_stride = p.channels_first ? p.out_stride[2] : p.out_stride[1];
-    u8 *row = p.out + job.n * p.out_stride[0] + job.t * time_stride + y * p.out_stride[3];
+    u8 *row = p.out + job.n * p.out_stride[0] + job.t * time_stride + y * (int)p.out_stride[3];
     const int x0 = block_x * (EDGEVQA_BLOCK_X * EDGEVQA_PIXELS_PER_THREAD) + thread_x;
 
     u32 bits[EDGEVQA_PIXELS_PER_THREAD][3];
@@ -185,7 +192,7 @@ __host__ __device__ __forceinline__ void sample_thread(const SampleParams &p, co
     for (int k = 0; k < EDGEVQA_PIXELS_PER_THREAD; k++) {
         const int x = x0 + k * EDGEVQA_BLOCK_X;
         if (x < width) {
-            u8 *base = row + x * p.out_stride[4];
+            u8 *base = row + x * x_stride;
             for (int c = 0; c < 3; c++) {
                 if (p.half_out)
                     *(u16 *)(base + c * channel_stride) = (u16)bits[k][c];

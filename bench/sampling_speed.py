@@ -234,6 +234,8 @@ def run_device(args) -> int:
         variants[pixels] = gpu_time(lambda: other.run(other_prepared, stream=stream))
     torch_gather = _torch_gather(plan, conversion, luma, chroma, torch)
     torch_s = gpu_time(torch_gather)
+    spare = torch.empty_like(out)
+    copy_s = gpu_time(lambda: spare.copy_(out))  # the floor: writing the output once (and reading a copy)
     host = []
     for _ in range(args.repeat):
         torch.cuda.synchronize()
@@ -259,6 +261,7 @@ def run_device(args) -> int:
     for pixels, seconds in variants.items():
         print(f"  variant: {pixels} pixels per thread  {seconds * 1e6:9.1f} us")
     print(f"torch vectorised gather            {torch_s * 1e6:9.1f} us")
+    print(f"torch copy of one output tensor    {copy_s * 1e6:9.1f} us   (bandwidth floor for comparison)")
     print(f"CUDA kernel vs torch gather        {torch_s / kernel_s:9.1f} x faster")
     print(f"CUDA == reference bit for bit (2 frames): {ok}")
     return 0 if ok else 1

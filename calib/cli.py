@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
                 fh.write("\n")
     if report.gate_passed is False:
         sys.stdout.flush()
-        print(f"edgevqa: error: the INT8 model failed the accuracy gate ({'; '.join(report.gate.failures)}); "
-              f"written to {report.written}, not {report.out}", file=sys.stderr)
+        failures = report.gate.failures
+        reason = "; ".join(failures[:2]) + (f"; and {len(failures) - 2} more" if len(failures) > 2 else "")
+        print(f"edgevqa: error: the INT8 model failed the accuracy gate ({reason}); written to {report.written}, "
+              f"not {report.out}", file=sys.stderr)
     return report.exit_code

@@ -153,6 +153,19 @@ class QuantizeReport:
 # ------------------------------------------------------------------------------------------------- helpers
 
 
+def cpu_has_vnni() -> bool:
+    """Whether this (Linux, x86) CPU advertises VNNI; True when it cannot tell, so no hint is given blindly."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return "avx2" not in flags or bool(flags & {"avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    return True
+
+
 def file_sha256(path: str) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -387,6 +400,9 @@ def quantize_model(model: str | os.PathLike, calib: str | os.PathLike, out: str 
         notes.append(f"{sidecar_path(out_path)} exists and overrides the manifest embedded in {out_path}; remove it "
                      f"unless it is meant for the INT8 model")
 
+    if options.per_channel and not options.reduce_range and not cpu_has_vnni():
+        notes.append("this CPU has no VNNI: ONNX Runtime's int8 kernels add weight pairs in int16 and saturate with "
+                     "full-range per-channel weights, so CPU scores can drift; add --reduce-range for CPU use")
     cache_dir = None
     if options.use_cache:
         cache_dir = calib_cache.ensure_cache_dir(options.cache_dir or calib_cache.default_cache_dir())

@@ -134,6 +134,9 @@ class _PlanTables:
             raise KernelError(f"conversion coefficients must hold 7 values, got {len(self.coefficients)}")
         self.narrow_math = conversion_fits_int32(self.coefficients, self.max_value)
         self.plane_typestr = "|u1" if self.bit_depth == 8 else "<u2"
+        # Compile-time constants of the kernel built for this plan (NVRTC specialises on them).
+        self.flags = {"is_rgb": int(self.is_rgb), "wide": int(self.bit_depth > 8), "identity": int(self.identity),
+                      "narrow_math": int(self.narrow_math), "half_out": int(self.dtype == np.float16)}
         if max(h, w) >= 1 << 24:
             raise KernelError(f"output images of {h}x{w} are beyond the CUDA kernel's 2**24 limit")
         # Per slot: its (n, t, group) positions, and the largest index of each table over their groups.
@@ -452,7 +455,8 @@ def _nvrtc_check(result, what: str):
     return result[1:] if len(result) > 2 else (result[1] if len(result) == 2 else None)
 
 
-def compile_kernel(nvrtc, arch: int, cache: bool = True, pixels_per_thread: int = PIXELS_PER_THREAD) -> bytes:
+def compile_kernel(nvrtc, arch: int, cache: bool = True, pixels_per_thread: int = PIXELS_PER_THREAD,
+                   flags: dict[str, int] | None = None) -> bytes:
     """A cubin of sample.cu for ``sm_<arch>`` (PTX for the newest architecture NVRTC knows when it does not
     know ``arch``), from the disk cache when it is there. ``nvrtc`` is ``cuda.bindings.nvrtc``."""
     source = kernel_source().encode()
@@ -462,6 +466,7 @@ def compile_kernel(nvrtc, arch: int, cache: bool = True, pixels_per_thread: int 
     target = f"sm_{arch}" if as_cubin else f"compute_{max([a for a in supported if a <= arch] or supported)}"
     options = [f"--gpu-architecture={target}".encode(), b"--std=c++17",
                f"-DEDGEVQA_PIXELS_PER_THREAD={int(pixels_per_thread)}".encode()]
+    options += [f"-DEDGEVQA_{name.upper()}={int(value)}".encode() for name, value in sorted((flags or {}).items())]
     key = hashlib.sha256(source + b"\0".join(options) + repr(version).encode()).hexdigest()[:20]
     path = os.path.join(_cache_dir(), f"{KERNEL_NAME}-{key}-{target}.{'cubin' if as_cubin else 'ptx'}")
     if cache:
@@ -527,7 +532,7 @@ class _Cuda:
         except RuntimeError as exc:  # cuda.bindings raises this when libcuda.so cannot be loaded
             raise BackendUnavailableError("cuda-sampling", "a CUDA driver (libcuda)", None, str(exc)) from exc
         self.contexts: dict[int, Any] = {}
-        self.functions: dict[tuple[int, int], Any] = {}
+        self.functions: dict[tuple, Any] = {}
         self.sync_after_launch = os.environ.get("EDGEVQA_CUDA_SYNC", "") not in ("", "0")
 
     def check(self, result, what: str):
@@ -562,8 +567,10 @@ class _Cuda:
     def leave(self) -> None:
         self.check(self.driver.cuCtxPopCurrent(), "cuCtxPopCurrent")
 
-    def function(self, ordinal: int, pixels_per_thread: int = PIXELS_PER_THREAD):
-        key = (ordinal, pixels_per_thread)
+    def function(self, ordinal: int, pixels_per_thread: int = PIXELS_PER_THREAD, flags: dict[str, int] | None = None):
+        """The kernel for this device, specialised for ``flags`` (see `_PlanTables.flags`)."""
+        flags = flags or {}
+        key = (ordinal, pixels_per_thread, tuple(sorted(flags.items())))
         if key not in self.functions:
             d = self.driver
             device = self.check(d.cuDeviceGet(ordinal), "cuDeviceGet")
@@ -572,14 +579,14 @@ class _Cuda:
                                "cuDeviceGetAttribute")
             minor = self.check(d.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
                                "cuDeviceGetAttribute")
-            image = self.compiled(int(major) * 10 + int(minor), pixels_per_thread)
+            image = self.compiled(int(major) * 10 + int(minor), pixels_per_thread, flags)
             module = self.check(d.cuModuleLoadData(image), "cuModuleLoadData")
             self.functions[key] = self.check(d.cuModuleGetFunction(module, KERNEL_NAME.encode()),
                                              "cuModuleGetFunction")
         return self.functions[key]
 
-    def compiled(self, arch: int, pixels_per_thread: int) -> bytes:
-        return compile_kernel(self.nvrtc, arch, pixels_per_thread=pixels_per_thread)
+    def compiled(self, arch: int, pixels_per_thread: int, flags: dict[str, int]) -> bytes:
+        return compile_kernel(self.nvrtc, arch, pixels_per_thread=pixels_per_thread, flags=flags)
 
     def upload(self, arrays: dict[str, np.ndarray]) -> tuple[Any, dict[str, int]]:
         """One device allocation holding ``arrays`` (256-byte aligned each); returns it and their addresses."""
@@ -672,7 +679,7 @@ class CudaSampler:
         cuda.enter(ordinal)
         try:
             pointers = self._pointers(cuda, ordinal)
-            cuda.function(ordinal, self.pixels_per_thread)
+            cuda.function(ordinal, self.pixels_per_thread, self.tables.flags)
         finally:
             cuda.leave()
         return ordinal, plan_launches(self.tables, described, out_desc, pointers, self.pixels_per_thread)
@@ -683,7 +690,7 @@ class CudaSampler:
         handle = stream_handle(stream)
         cuda.enter(ordinal)
         try:
-            function = cuda.function(ordinal, self.pixels_per_thread)
+            function = cuda.function(ordinal, self.pixels_per_thread, self.tables.flags)
             for launch in launches:
                 cuda.launch(function, launch, handle)
         finally:

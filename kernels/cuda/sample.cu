@@ -22,6 +22,24 @@
 #endif
 
 #define EDGEVQA_WEIGHT_ONE 16384
+
+// Flags that NVRTC may fix at compile time (edgevqa.kernels.device specialises the kernel for each plan's
+// flags: no dead branches, fewer registers); without a definition they are read from the parameters.
+#ifndef EDGEVQA_IS_RGB
+#define EDGEVQA_IS_RGB (p.is_rgb != 0)
+#endif
+#ifndef EDGEVQA_WIDE
+#define EDGEVQA_WIDE (p.wide != 0)
+#endif
+#ifndef EDGEVQA_IDENTITY
+#define EDGEVQA_IDENTITY (p.identity != 0)
+#endif
+#ifndef EDGEVQA_NARROW_MATH
+#define EDGEVQA_NARROW_MATH (p.narrow_math != 0)
+#endif
+#ifndef EDGEVQA_HALF_OUT
+#define EDGEVQA_HALF_OUT (p.half_out != 0)
+#endif
 #define EDGEVQA_MAX_FRAMES 32
 #define EDGEVQA_MAX_JOBS 64
 #define EDGEVQA_BLOCK_X 32
@@ -123,10 +141,10 @@ __host__ __device__ __forceinline__ void pixel_bits(const SampleParams &p, const
     const int th = (int)p.tile_h, tw = (int)p.tile_w;
     const int tile = (group * (int)p.grid_h + i) * (int)p.grid_w + j;  // tap tables hold < 2**31 entries
     const int max_value = (int)p.max_value;
-    const bool wide = p.wide != 0, identity = p.identity != 0;
+    const bool wide = EDGEVQA_WIDE, identity = EDGEVQA_IDENTITY;
     int value[3];
     for (int c = 0; c < 3; c++) {
-        const int set = (c == 0 || p.is_rgb) ? 0 : 2;  // luma tables at 0, 1; chroma at 2, 3
+        const int set = (c == 0 || EDGEVQA_IS_RGB) ? 0 : 2;  // luma tables at 0, 1; chroma at 2, 3
         const int kr = (int)p.taps[set], kc = (int)p.taps[set + 1];
         const int ro = (tile * th + dy) * kr, co = (tile * tw + dx) * kc;
         const PlaneDesc &pl = frame.plane[c];
@@ -135,11 +153,11 @@ __host__ __device__ __forceinline__ void pixel_bits(const SampleParams &p, const
                                 kc, wide, max_value, identity);
     }
     u32 rgb[3];
-    if (p.is_rgb) {
+    if (EDGEVQA_IS_RGB) {
         const int shift = (int)p.bit_depth - 8;
         for (int c = 0; c < 3; c++)
             rgb[c] = (u32)(value[c] >> shift);
-    } else if (p.narrow_math) {
+    } else if (EDGEVQA_NARROW_MATH) {
         // The host proved every intermediate fits in int32 for values in 0..max_value.
         const int k0 = (int)p.coef[0], k1 = (int)p.coef[1], k2 = (int)p.coef[2], k3 = (int)p.coef[3],
                   k4 = (int)p.coef[4], k5 = (int)p.coef[5], k6 = (int)p.coef[6];
@@ -194,7 +212,7 @@ __host__ __device__ __forceinline__ void sample_thread(const SampleParams &p, co
         if (x < width) {
             u8 *base = row + x * x_stride;
             for (int c = 0; c < 3; c++) {
-                if (p.half_out)
+                if (EDGEVQA_HALF_OUT)
                     *(u16 *)(base + c * channel_stride) = (u16)bits[k][c];
                 else
                     *(u32 *)(base + c * channel_stride) = bits[k][c];
@@ -209,7 +227,7 @@ edgevqa_sample(const __grid_constant__ SampleParams p) {
     __shared__ u32 table[3 * 256];
     const int lane = threadIdx.y * EDGEVQA_BLOCK_X + threadIdx.x;
     for (int e = lane; e < 3 * 256; e += EDGEVQA_BLOCK_X * EDGEVQA_BLOCK_Y)
-        table[e] = p.half_out ? (u32)((const u16 *)p.table)[e] : ((const u32 *)p.table)[e];
+        table[e] = EDGEVQA_HALF_OUT ? (u32)((const u16 *)p.table)[e] : ((const u32 *)p.table)[e];
     __syncthreads();
     sample_thread(p, table, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y);
 }

@@ -71,13 +71,15 @@ extern "C" long edgevqa_layout(const char *field) {
 """
 
 
-def build_emulator(folder: Path, pixels_per_thread: int | None = None):
+def build_emulator(folder: Path, pixels_per_thread: int | None = None, flags: dict[str, int] | None = None):
     compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler to build the CUDA kernel's host emulation")
     (folder / "harness.cpp").write_text(HARNESS.replace("SOURCE", str(SOURCE)))
-    library = folder / f"emulation_{pixels_per_thread}.so"
+    name = "_".join(f"{k}{v}" for k, v in sorted((flags or {}).items()))
+    library = folder / f"emulation_{pixels_per_thread}_{name}.so"
     define = [] if pixels_per_thread is None else [f"-DEDGEVQA_PIXELS_PER_THREAD={pixels_per_thread}"]
+    define += [f"-DEDGEVQA_{k.upper()}={int(v)}" for k, v in sorted((flags or {}).items())]
     subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", *define, "-o", str(library),
                     str(folder / "harness.cpp")], check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(library))
@@ -167,6 +169,22 @@ def test_other_pixels_per_thread(tmp_path, pixels_per_thread):
         planes, conversion, info = make_frame(fmt, 37, 53, rng, "padded")
         plan = small_plan(kind, video_info(num_frames=20, **info), "NTCHW", "float16", seed=5)
         assert_emulation_matches(lib, planes, plan, conversion)
+
+
+@pytest.mark.parametrize("fmt,kind,dtype", [("nv12", "fragments", "float16"), ("yuv420p10", "resize_crop", "float32"),
+                                              ("rgb24", "clips", "float16"), ("gray10", "fragments", "float32")])
+def test_kernels_specialised_for_a_plan(tmp_path, fmt, kind, dtype):
+    """The build the GPU path uses: the plan's flags fixed at compile time."""
+    rng = np.random.default_rng([len(fmt), len(kind)])
+    planes, conversion, info = make_frame(fmt, 229, 231, rng, "padded")
+    plan = small_plan(kind, video_info(num_frames=12, **info), "NCTHW", dtype, seed=6)
+    if kind == "fragments":  # a view the frame does not need resizing for: identity taps
+        plan = make_plan(ViewSpec(num_clips=1, clip_len=4, frame_interval=1, dtype=dtype), video_info(
+            num_frames=12, **info), seed=6)
+    flags = device._PlanTables(plan, conversion).flags
+    assert flags["identity"] == (kind == "fragments")
+    lib = build_emulator(tmp_path, device.PIXELS_PER_THREAD, flags)
+    assert_emulation_matches(lib, planes, plan, conversion)
 
 
 def test_fast_vqa_view_on_a_1080p_frame(emulator):

@@ -15,7 +15,7 @@ PY
 EDGEVQA_CUDA_SYNC=1 python3 -m pytest -q -p no:cacheprovider -rs tests/kernels/test_device_gpu.py \
     tests/kernels/test_cuda_compile.py 2>&1 | tail -25
 tests_rc=${PIPESTATUS[0]}
-python3 -m edgevqa.bench.sampling_speed --device cuda --repeat 7 --pixels-per-thread 1 2 8
+python3 -m edgevqa.bench.sampling_speed --device cuda --repeat 7 --pixels-per-thread 1 4
 bench_rc=$?
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); gpu tests rc=${tests_rc}; device bench rc=${bench_rc}"
 exit $(( tests_rc || bench_rc ))

@@ -45,7 +45,7 @@
 #define EDGEVQA_BLOCK_X 32
 #define EDGEVQA_BLOCK_Y 8
 #ifndef EDGEVQA_PIXELS_PER_THREAD
-#define EDGEVQA_PIXELS_PER_THREAD 4
+#define EDGEVQA_PIXELS_PER_THREAD 2
 #endif
 
 typedef unsigned char u8;

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from calib_media import write_graded_clip
 from edgevqa.manifest import ModelManifest, ViewSpec
 
 OUTPUTS = ("overall", "color")
@@ -81,15 +82,6 @@ def export_small_net(path: Path) -> str:
     embed_in_onnx(model, manifest)
     onnx.save(model, os.fspath(path))
     return os.fspath(path)
-
-
-def write_graded_clip(path: Path, gain: float, offset: float, seed: int, width: int = 96, height: int = 80,
-                      frames: int = 12) -> str:
-    from edgevqa.samples import render_scene, write_clip
-
-    scene = render_scene(width, height, frames, seed=seed).astype(np.float32)
-    graded = np.clip((scene - 128.0) * gain + 128.0 + offset, 0, 255).astype(np.uint8)
-    return write_clip(path, frames=graded, fps=6, crf=20)
 
 
 @pytest.fixture(scope="session")

@@ -141,36 +141,45 @@ def register_foreign_format(name: str, detect, default_model: str, key_map) -> N
     FOREIGN_FORMATS[name] = (detect, default_model, key_map)
 
 
-def load_checkpoint(path: str | os.PathLike, model_name: str | None = None, **model_kwargs: Any) -> Any:
+def load_checkpoint(path: str | os.PathLike, model_name: str | None = None,
+                    motion_weights: str | os.PathLike | None = None, **model_kwargs: Any) -> Any:
     """Build a model and load a checkpoint file into it, strictly.
 
     Our own checkpoints (``save_checkpoint``) name their variant and kwargs; ``model_kwargs`` given here
     override the recorded ones (e.g. ``frames``). Foreign layouts (official SimpleVQA) are recognised by their
-    keys and renamed; ``model_name`` picks the variant when the file does not say.
+    keys and renamed; ``model_name`` picks the variant when the file does not say. ``motion_weights`` is a
+    second checkpoint for a motion branch the main one lacks (pytorchvideo's SlowFast for official SimpleVQA).
     """
     from .models import create_model
 
     path = os.fspath(path)
     obj = read_checkpoint(path)
+    motion = None
+    if motion_weights is not None:
+        motion = extract_state_dict(read_checkpoint(motion_weights), os.fspath(motion_weights))
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
         name = model_name or obj["model_name"]
         kwargs = {**dict(obj.get("model_kwargs") or {}), **model_kwargs}
         model = create_model(name, **kwargs)
         load_state_dict_strict(model, obj["state_dict"], path)
-        return model.eval()
-    state_dict = extract_state_dict(obj, path)
-    for fmt_name, (detect, default_model, key_map) in FOREIGN_FORMATS.items():
-        if detect(state_dict):
-            model = create_model(model_name or default_model, **model_kwargs)
-            load_foreign = getattr(model, "load_foreign_state_dict", None)
-            if load_foreign is not None:
-                load_foreign(fmt_name, state_dict, path)
-            else:
+    else:
+        state_dict = extract_state_dict(obj, path)
+        for fmt_name, (detect, default_model, key_map) in FOREIGN_FORMATS.items():
+            if detect(state_dict):
+                model = create_model(model_name or default_model, **model_kwargs)
+                load_foreign = getattr(model, "load_foreign_state_dict", None)
+                if load_foreign is not None:
+                    load_foreign(fmt_name, state_dict, path, motion_state_dict=motion)
+                    return model.eval()
                 load_state_dict_strict(model, key_map(state_dict), path)
-            return model.eval()
-    if model_name is None:
-        raise ModelError(f"{path}: a bare state dict does not say which model it is for; name the variant "
-                         f"(--arch NAME / model_name=...)")
-    model = create_model(model_name, **model_kwargs)
-    load_state_dict_strict(model, state_dict, path)
+                break
+        else:
+            if model_name is None:
+                raise ModelError(f"{path}: a bare state dict does not say which model it is for; name the variant "
+                                 f"(--arch NAME / model_name=...)")
+            model = create_model(model_name, **model_kwargs)
+            load_state_dict_strict(model, state_dict, path)
+    if motion is not None:
+        raise ModelError(f"{motion_weights}: motion weights are only used with official SimpleVQA checkpoints; "
+                         f"{path} already holds every weight of its model")
     return model.eval()

@@ -187,6 +187,7 @@ def _trace_to_onnx(wrapper: Any, example: Sequence[Any], manifest: ModelManifest
         # torch.export's internals emit deprecation chatter that says nothing about the user's model.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)  # e.g. "axis name clips shares constraints with clips"
         program = torch.onnx.export(wrapper, tuple(example), **kwargs)
     return program.model_proto
 

@@ -3,7 +3,7 @@
 Importing this package imports torch (it is the torch side of edgevqa; install the ``export`` extra).
 """
 
-from . import athqa  # noqa: F401  (registers the athqa_* variants)
+from . import athqa, simplevqa  # noqa: F401  (importing registers the variants)
 from .layers import count_parameters, fold_batchnorm, fuse_model
 from .registry import ModelEntry, create_model, get_manifest, list_models, model_entry, register_model
 

@@ -15,7 +15,7 @@ from torch import nn
 
 
 def fold_batchnorm(conv: nn.Module, bn: nn.Module) -> nn.Module:
-    """A new convolution (same class, with bias) equal to ``bn(conv(x))`` in eval mode.
+    """Rewrite ``conv`` in place (adding a bias) so that it computes ``bn(conv(x))`` in eval mode; returns it.
 
     The arithmetic runs in float64 so the folded weights differ from the exact ones by one float32 rounding.
     """
@@ -31,14 +31,12 @@ def fold_batchnorm(conv: nn.Module, bn: nn.Module) -> nn.Module:
     gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(bias)
     beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(bias)
     scale = gamma / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-    fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
-                       padding_mode=conv.padding_mode)
+    # In place: a fresh module would pay for a random initialisation we discard, a copy for a weight clone.
     with torch.no_grad():
-        fused.weight.copy_((weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))).to(dtype))
-        fused.bias.copy_(((bias - bn.running_mean.detach().double()) * scale + beta).to(dtype))
-    fused.to(conv.weight.device)
-    return fused
+        conv.weight.copy_((weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))).to(dtype))
+    conv.bias = nn.Parameter(((bias - bn.running_mean.detach().double()) * scale + beta).to(dtype),
+                             requires_grad=conv.weight.requires_grad)
+    return conv
 
 
 def fold_pairs(owner: nn.Module, pairs: Iterable[tuple[str, str]]) -> None:
@@ -51,7 +49,7 @@ def fold_pairs(owner: nn.Module, pairs: Iterable[tuple[str, str]]) -> None:
         bn = owner.get_submodule(bn_name)
         if isinstance(bn, nn.Identity):
             continue  # already folded
-        _set_submodule(owner, conv_name, fold_batchnorm(conv, bn))
+        fold_batchnorm(conv, bn)
         _set_submodule(owner, bn_name, nn.Identity())
 
 

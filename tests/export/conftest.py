@@ -16,23 +16,10 @@ SHARED_VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" /
 logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
 
-def randomize_batchnorm(model, seed: int = 0):
-    """Give every BatchNorm random running statistics and affine parameters, so folding is really exercised."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
-                module.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
-                module.bias.copy_(torch.randn(n, generator=gen) * 0.1)
-    return model
-
-
 @pytest.fixture(scope="session")
-def bn_randomizer():
-    return randomize_batchnorm
+def real_clip_or_none() -> str | None:
+    path = SHARED_VIDEOS / "dover_demo_eWgy8eG3stA_000164_000174.mp4"
+    return os.fspath(path) if path.is_file() else None
 
 
 @pytest.fixture(scope="session")

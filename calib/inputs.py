@@ -203,7 +203,12 @@ def collect_inputs(model_path: str, manifest: ModelManifest, videos: Sequence[Vi
                        "plan_mode": plan_mode}, fh, indent=1)
         if os.path.isdir(final):
             shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            if not os.path.isfile(meta_path):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # another run stored the same entry meanwhile
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

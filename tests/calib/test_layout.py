@@ -3,7 +3,6 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgevqa.calib.layout import float_graph_outputs, relu_as_leaky_relu, split_shared_quantizers

@@ -109,7 +109,7 @@ class QuantizeReport:
 
     def lines(self) -> list[str]:
         o = self.options
-        weights = "per-channel" if o["per_channel"] else "per-tensor"
+        weights = ("per-channel" if o["per_channel"] else "per-tensor") + (" 7-bit" if o["reduce_range"] else "")
         out = [f"quantized {self.model} -> {self.written}",
                f"  QDQ int8, symmetric (zero points 0), {weights} weights, {o['method']} calibration"]
         c = self.calibration
@@ -454,7 +454,8 @@ def quantize_model(model: str | os.PathLike, calib: str | os.PathLike, out: str 
         if not summary["zero_points_all_zero"]:
             raise RuntimeError("internal error: the quantizer produced non-zero zero points despite symmetric "
                                "settings")
-        record = {"method": options.method, "per_channel": bool(options.per_channel), "activations": "int8",
+        record = {"method": options.method, "per_channel": bool(options.per_channel),
+                  "reduce_range": bool(options.reduce_range), "cpu_layout": bool(options.cpu_layout), "activations": "int8",
                   "weights": "int8", "symmetric": True, "samples": inputs.count,
                   "calibration_videos": len(calibration_videos), "excluded_nodes": excluded,
                   "source_sha256": model_hash}
@@ -500,7 +501,8 @@ def quantize_model(model: str | os.PathLike, calib: str | os.PathLike, out: str 
                    "ranges_cache_hit": ranges_hit, "cache_dir": cache_dir,
                    "sensitivity_samples": len(inputs.spread(options.sensitivity_samples)),
                    "sources": inputs.sources}
-    opts = {"method": options.method, "per_channel": bool(options.per_channel), "samples": options.samples,
+    opts = {"method": options.method, "per_channel": bool(options.per_channel),
+            "reduce_range": bool(options.reduce_range), "samples": options.samples,
             "exclude": list(options.exclude), "min_srcc": options.min_srcc, "cpu_layout": options.cpu_layout,
             "percentile": options.percentile if options.method == "percentile" else None}
     return QuantizeReport(model=model_path, out=out_path, written=written, options=opts, calibration=calibration,

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=None,
                         help="frames per clip (ATHQA) or key frames / seconds (SimpleVQA) the model is built for")
     parser.add_argument("--arch", default=None, help="zoo variant of a checkpoint that does not name one")
+    parser.add_argument("--motion-weights", default=None, metavar="PATH",
+                        help="SlowFast weights (pytorchvideo SLOWFAST_8x8_R50.pyth) for an official SimpleVQA "
+                             "checkpoint, which holds none")
     parser.add_argument("--video", default=None, help="also check parity on inputs sampled from this video")
     parser.add_argument("--gate", type=float, default=None,
                         help="maximum relative parity error (default 1e-4 FP32, 5e-2 FP16)")
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     report = onnx_export.export_onnx(
         args.model, args.out, fp16=args.fp16, io_dtype=args.io_dtype,
         opset=args.opset or onnx_export.DEFAULT_OPSET, frames=args.frames, arch=args.arch,
+        motion_weights=args.motion_weights,
         parity_video=args.video, gate=args.gate, seed=args.seed, force=args.force)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)

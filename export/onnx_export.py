@@ -104,7 +104,7 @@ class ExportReport:
 
 
 def resolve_model(model_or_name: Any, model_kwargs: Mapping[str, Any] | None = None, frames: int | None = None,
-                  arch: str | None = None):
+                  arch: str | None = None, motion_weights: str | os.PathLike | None = None):
     """A zoo name, a checkpoint path or an ``nn.Module`` with a ``manifest`` -> (module in eval mode, manifest)."""
     from torch import nn
 
@@ -115,8 +115,9 @@ def resolve_model(model_or_name: Any, model_kwargs: Mapping[str, Any] | None = N
     if frames is not None:
         kwargs["frames"] = int(frames)
     if isinstance(model_or_name, nn.Module):
-        if kwargs:
-            raise ModelError("frames / model kwargs apply to a model name or checkpoint, not to a built module")
+        if kwargs or motion_weights is not None:
+            raise ModelError("frames / model kwargs / motion weights apply to a model name or checkpoint, not to "
+                             "a built module")
         manifest = getattr(model_or_name, "manifest", None)
         if not isinstance(manifest, ModelManifest):
             raise ModelError(f"{type(model_or_name).__name__} has no 'manifest' (ModelManifest) attribute; build "
@@ -124,9 +125,11 @@ def resolve_model(model_or_name: Any, model_kwargs: Mapping[str, Any] | None = N
         return model_or_name.eval(), manifest
     text = os.fspath(model_or_name)
     if text in list_models():
+        if motion_weights is not None:
+            raise ModelError("motion weights go with an official SimpleVQA checkpoint, not with a bare model name")
         model = create_model(text, **kwargs)
     elif os.path.exists(text):
-        model = load_checkpoint(text, arch, **kwargs)
+        model = load_checkpoint(text, arch, motion_weights, **kwargs)
     else:
         raise ModelError(f"'{text}' is neither a model name ({', '.join(list_models())}) nor an existing "
                          f"checkpoint file")
@@ -197,10 +200,15 @@ def _trace_to_onnx(wrapper: Any, example: Sequence[Any], manifest: ModelManifest
 
 def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool = False, io_dtype: str | None = None,
                 opset: int = DEFAULT_OPSET, frames: int | None = None, model_kwargs: Mapping[str, Any] | None = None,
-                arch: str | None = None, parity_video: str | os.PathLike | None = None,
+                arch: str | None = None, motion_weights: str | os.PathLike | None = None,
+                parity_video: str | os.PathLike | None = None,
                 parity_clips: int | None = None, gate: float | None = None, seed: int = 0,
                 force: bool = False, dynamic: bool = True) -> ExportReport:
     """Export ``model_or_name`` (zoo name, checkpoint path, or ``nn.Module`` with a ``manifest``) to ``out_path``.
+
+    ``frames`` and ``model_kwargs`` rebuild a named or checkpointed model for another input (``frames``: frames
+    per clip for ATHQA, seconds for SimpleVQA); ``arch`` names the variant of a bare state dict;
+    ``motion_weights`` is pytorchvideo's SlowFast checkpoint for an official SimpleVQA one.
 
     ``fp16`` writes an FP16 graph; ``io_dtype`` ('float32' default, or 'float16') sets its input/output type.
     Parity (ONNX Runtime CPU vs unfused torch FP32) runs on seeded random inputs with ``parity_clips`` clips
@@ -227,7 +235,7 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
     if io_dtype not in ("float32", "float16"):
         raise ModelError(f"io_dtype must be 'float32' or 'float16', got {io_dtype!r}")
     if io_dtype == "float16" and not fp16:
-        raise ModelError("FP16 inputs/outputs need an FP16 export (fp16=True)")
+        raise ModelError("FP16 inputs/outputs need an FP16 export (--fp16 / fp16=True)")
     if not 17 <= int(opset) <= 23:
         raise ModelError(f"opset {opset} is outside the supported range 17..23 (TensorRT 10 parses up to 20)")
     gate = float(gate) if gate is not None else (FP16_GATE if fp16 else FP32_GATE)
@@ -235,7 +243,7 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
     seconds: dict[str, float] = {}
     warnings: list[str] = []
     t0 = time.perf_counter()
-    model, manifest = resolve_model(model_or_name, model_kwargs, frames, arch)
+    model, manifest = resolve_model(model_or_name, model_kwargs, frames, arch, motion_weights)
     model.eval()
     name = getattr(model, "model_name", manifest.name)
     out_manifest = manifest.with_views(dtype=io_dtype) if io_dtype != "float32" else manifest

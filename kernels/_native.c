@@ -21,9 +21,7 @@
 
 #define WEIGHT_ONE (1 << 14)
 #define NUM_TAP_ARRAYS 8
-#ifndef PREFETCH_TILES
-#define PREFETCH_TILES 1
-#endif
+#define STAGE_MAX_SPAN 512
 
 static PyObject *kernel_error; /* edgevqa.errors.KernelError */
 
@@ -152,6 +150,7 @@ typedef struct {
     uint64_t *vertical; /* [tile_w] */
     int64_t *horizontal;
     size_t horizontal_cap;
+    char *stage; /* [tile_h * STAGE_MAX_SPAN] */
 } scratch_space;
 
 static inline int64_t load_sample(const char *p, int wide) {
@@ -205,25 +204,46 @@ static int apply_taps_tile(const plane_desc *pl, const int32_t *ri, const int32_
         identity = cw[q] == WEIGHT_ONE;
     if (identity) {
         /* One tap of weight one on each axis: ((P * 2**14 + 64) >> 7) * 2**14 rounds back to P exactly. */
-        int unit_run = 1; /* columns are one contiguous run (planar luma, RGB views have other strides) */
+        const Py_ssize_t item = pl->wide ? 2 : 1;
+        Py_ssize_t lo = col_offset[0], hi = col_offset[0];
+        for (Py_ssize_t dx = 1; dx < tw; dx++) {
+            if (col_offset[dx] < lo) lo = col_offset[dx];
+            if (col_offset[dx] > hi) hi = col_offset[dx];
+        }
+        const Py_ssize_t span = hi - lo + item;
+        const char *stage = NULL;
+        Py_ssize_t stage_row = 0;
+        if (span <= STAGE_MAX_SPAN) {
+            /* Copy the tile's source runs first: one short memcpy per row is so few instructions that the
+             * processor keeps dozens of cache misses in flight, where the per-sample loop kept two or three
+             * (frames come from the decoder's buffers, mostly not in cache). The bytes between two samples of
+             * one row view belong to the same buffer, so the copies stay inside it. */
+            char *buffer = s->stage;
+            for (Py_ssize_t dy = 0; dy < th; dy++)
+                memcpy(buffer + dy * span, pl->data + (Py_ssize_t)ri[dy] * pl->s0 + lo, (size_t)span);
+            stage = buffer;
+            stage_row = span;
+        }
+        int unit_run = 1; /* columns are one contiguous run (planar planes; NV12 and RGB views are strided) */
         for (Py_ssize_t dx = 1; unit_run && dx < tw; dx++)
-            unit_run = col_offset[dx] == col_offset[0] + dx * (pl->wide ? 2 : 1);
+            unit_run = col_offset[dx] == col_offset[0] + dx * item;
+        const Py_ssize_t shift = stage ? lo : 0; /* staged rows start at the tile's first sample */
         for (Py_ssize_t dy = 0; dy < th; dy++) {
-            const char *row = pl->data + (Py_ssize_t)ri[dy] * pl->s0;
+            const char *row = stage ? stage + dy * stage_row : pl->data + (Py_ssize_t)ri[dy] * pl->s0;
             int32_t *d = dst + dy * tw;
             if (pl->wide) {
                 for (Py_ssize_t dx = 0; dx < tw; dx++) {
                     uint16_t v;
-                    memcpy(&v, row + col_offset[dx], sizeof v);
+                    memcpy(&v, row + (col_offset[dx] - shift), sizeof v);
                     d[dx] = v > max_value ? max_value : v;
                 }
             } else if (unit_run) {
-                const uint8_t *src = (const uint8_t *)row + col_offset[0];
+                const uint8_t *src = (const uint8_t *)row + (col_offset[0] - shift);
                 for (Py_ssize_t dx = 0; dx < tw; dx++)
                     d[dx] = src[dx]; /* 8-bit samples never exceed max_value >= 255 */
             } else {
                 for (Py_ssize_t dx = 0; dx < tw; dx++)
-                    d[dx] = *(const uint8_t *)(row + col_offset[dx]);
+                    d[dx] = *(const uint8_t *)(row + (col_offset[dx] - shift));
             }
         }
         return 0;
@@ -364,35 +384,149 @@ static void write_row(const frame_job *job, int channel, const uint8_t *rgb, Py_
     }
 }
 
-/* Ask for the source lines of tile (i, j) ahead of use: a tile reads short runs from many rows, so
- * without this each row costs a full memory latency (measured: about 4x slower on 1080p frames). */
-static void prefetch_tile(const frame_job *job, Py_ssize_t g, Py_ssize_t i, Py_ssize_t j) {
-    for (int p = 0; p < 3; p++) {
-        const plane_desc *pl = &job->planes[p];
-        const taps_desc *rt = &job->rows[job->plane_taps[p]], *ct = &job->cols[job->plane_taps[p]];
-        const int32_t *ri = rt->index + taps_offset(rt, g, i, j), *ci = ct->index + taps_offset(ct, g, i, j);
-        Py_ssize_t first = (Py_ssize_t)ci[0] * pl->s1, last = (Py_ssize_t)ci[(ct->len - 1) * ct->k] * pl->s1;
-        for (Py_ssize_t q = 0; q < rt->len; q++) {
-            const char *row = pl->data + (Py_ssize_t)ri[q * rt->k] * pl->s0;
-            __builtin_prefetch(row + first);
-            __builtin_prefetch(row + last);
+/* Colour through lookup tables, for bit depths up to LUT_MAX_BITS when the int32 arithmetic is exact
+ * (narrow_math): each product of colour.py's formula becomes a table entry, and clamping plus normalisation
+ * one more table indexed by the unclamped channel value. Same integers, same result, about a third of the
+ * instructions of the multiply-and-clamp path. */
+#define LUT_MAX_BITS 10
+#define LUT_MAX_RANGE 8192
+
+typedef struct {
+    int32_t *term[5];     /* [max_value + 1]: cy*(Y-y0)+half, crv*(V-mid), cgu*(U-mid), cgv*(V-mid), cbu*(U-mid) */
+    int32_t low[3];       /* smallest unclamped R, G, B */
+    char *norm[3];        /* [high - low + 1] output elements: table[c][clamp(value, 0, 255)] */
+    void *storage;
+} colour_lut;
+
+static int32_t min_of(const int32_t *a, Py_ssize_t n, int want_max) {
+    int32_t m = a[0];
+    for (Py_ssize_t q = 1; q < n; q++)
+        m = want_max ? (a[q] > m ? a[q] : m) : (a[q] < m ? a[q] : m);
+    return m;
+}
+
+/* Builds the tables; returns 1 when the job can use them, 0 when not (range too large, wide samples), -1 on
+ * allocation failure. */
+static int build_colour_lut(const frame_job *job, colour_lut *lut) {
+    memset(lut, 0, sizeof *lut);
+    if (job->bit_depth > LUT_MAX_BITS || (!job->is_rgb && !job->narrow_math))
+        return 0;
+    const Py_ssize_t values = (Py_ssize_t)job->max_value + 1, item = job->half ? 2 : 4;
+    int32_t low[3], high[3];
+    int32_t *terms = malloc((size_t)(5 * values) * sizeof(int32_t));
+    if (!terms)
+        return -1;
+    if (job->is_rgb) {
+        for (int c = 0; c < 3; c++) {
+            low[c] = 0; /* indexed by the sample itself; the entry holds table[c][sample >> (depth - 8)] */
+            high[c] = job->max_value;
+        }
+    } else {
+        const int64_t *k = job->coef;
+        for (Py_ssize_t v = 0; v < values; v++) {
+            terms[v] = (int32_t)(k[2] * (v - k[0]) + (1 << 15));
+            terms[values + v] = (int32_t)(k[3] * (v - k[1]));
+            terms[2 * values + v] = (int32_t)(k[4] * (v - k[1]));
+            terms[3 * values + v] = (int32_t)(k[5] * (v - k[1]));
+            terms[4 * values + v] = (int32_t)(k[6] * (v - k[1]));
+        }
+        int32_t mn[5], mx[5];
+        for (int t = 0; t < 5; t++) {
+            mn[t] = min_of(terms + t * values, values, 0);
+            mx[t] = min_of(terms + t * values, values, 1);
+        }
+        /* Floor shifts are monotonic, so the extremes of each sum bound the channel's values. */
+        low[0] = (mn[0] + mn[1]) >> 16, high[0] = (mx[0] + mx[1]) >> 16;
+        low[1] = (mn[0] - mx[2] - mx[3]) >> 16, high[1] = (mx[0] - mn[2] - mn[3]) >> 16;
+        low[2] = (mn[0] + mn[4]) >> 16, high[2] = (mx[0] + mx[4]) >> 16;
+    }
+    Py_ssize_t total = 0;
+    for (int c = 0; c < 3; c++) {
+        if ((int64_t)high[c] - low[c] + 1 > LUT_MAX_RANGE) {
+            free(terms);
+            return 0;
+        }
+        total += (Py_ssize_t)(high[c] - low[c] + 1);
+    }
+    char *norm = malloc((size_t)(total * item));
+    if (!norm) {
+        free(terms);
+        return -1;
+    }
+    char *at = norm;
+    for (int c = 0; c < 3; c++) {
+        lut->low[c] = low[c];
+        lut->norm[c] = at;
+        for (int32_t v = low[c]; v <= high[c]; v++, at += item) {
+            int32_t clamped = job->is_rgb ? (v >> (job->bit_depth - 8)) : (v < 0 ? 0 : (v > 255 ? 255 : v));
+            memcpy(at, (const char *)job->table + (c * 256 + clamped) * item, (size_t)item);
+        }
+    }
+    for (int t = 0; t < 5; t++)
+        lut->term[t] = terms + t * values;
+    lut->storage = terms;
+    lut->low[0] = low[0], lut->low[1] = low[1], lut->low[2] = low[2];
+    /* norm is freed through norm[0] */
+    return 1;
+}
+
+static void free_colour_lut(colour_lut *lut) {
+    free(lut->storage);
+    free(lut->norm[0]);
+}
+
+/* One tile row through the lookup tables straight into the output (three channels). */
+static void write_row_lut(const frame_job *job, const colour_lut *lut, const int32_t *restrict c0,
+                          const int32_t *restrict c1, const int32_t *restrict c2, Py_ssize_t tw, char *d0, char *d1,
+                          char *d2, Py_ssize_t xs) {
+    const Py_ssize_t item = job->half ? 2 : 4;
+    const char *n0 = lut->norm[0] - (Py_ssize_t)lut->low[0] * item, *n1 = lut->norm[1] - (Py_ssize_t)lut->low[1] * item,
+               *n2 = lut->norm[2] - (Py_ssize_t)lut->low[2] * item;
+    if (job->is_rgb) {
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {
+            memcpy(d0 + dx * xs, n0 + c0[dx] * item, (size_t)item);
+            memcpy(d1 + dx * xs, n1 + c1[dx] * item, (size_t)item);
+            memcpy(d2 + dx * xs, n2 + c2[dx] * item, (size_t)item);
+        }
+        return;
+    }
+    const int32_t *ty = lut->term[0], *trv = lut->term[1], *tgu = lut->term[2], *tgv = lut->term[3],
+                  *tbu = lut->term[4];
+    if (item == 4 && xs == 4) {
+        float *f0 = (float *)d0, *f1 = (float *)d1, *f2 = (float *)d2;
+        const float *m0 = (const float *)n0, *m1 = (const float *)n1, *m2 = (const float *)n2;
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {
+            const int32_t y = ty[c0[dx]], u = c1[dx], v = c2[dx];
+            f0[dx] = m0[(y + trv[v]) >> 16];
+            f1[dx] = m1[(y - tgu[u] - tgv[v]) >> 16];
+            f2[dx] = m2[(y + tbu[u]) >> 16];
+        }
+    } else if (item == 2 && xs == 2) {
+        uint16_t *h0 = (uint16_t *)d0, *h1 = (uint16_t *)d1, *h2 = (uint16_t *)d2;
+        const uint16_t *m0 = (const uint16_t *)n0, *m1 = (const uint16_t *)n1, *m2 = (const uint16_t *)n2;
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {
+            const int32_t y = ty[c0[dx]], u = c1[dx], v = c2[dx];
+            h0[dx] = m0[(y + trv[v]) >> 16];
+            h1[dx] = m1[(y - tgu[u] - tgv[v]) >> 16];
+            h2[dx] = m2[(y + tbu[u]) >> 16];
+        }
+    } else {
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {
+            const int32_t y = ty[c0[dx]], u = c1[dx], v = c2[dx];
+            memcpy(d0 + dx * xs, n0 + ((y + trv[v]) >> 16) * item, (size_t)item);
+            memcpy(d1 + dx * xs, n1 + ((y - tgu[u] - tgv[v]) >> 16) * item, (size_t)item);
+            memcpy(d2 + dx * xs, n2 + ((y + tbu[u]) >> 16) * item, (size_t)item);
         }
     }
 }
 
-static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratch_space *s) {
+static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratch_space *s,
+                        const colour_lut *lut) {
     const Py_ssize_t th = job->tile_h, tw = job->tile_w, area = th * tw;
     const Py_ssize_t cs = channel_stride(job), ys = job->out_s[3], xs = job->out_s[4];
     uint8_t *rgb = (uint8_t *)(s->values + 3 * area); /* 3 * area bytes after the values */
-    for (Py_ssize_t q = 0; q < PREFETCH_TILES && q < job->grid_h * job->grid_w; q++)
-        prefetch_tile(job, g, q / job->grid_w, q % job->grid_w);
     for (Py_ssize_t i = 0; i < job->grid_h; i++) {
         for (Py_ssize_t j = 0; j < job->grid_w; j++) {
-            {
-                Py_ssize_t ahead = i * job->grid_w + j + PREFETCH_TILES;
-                if (PREFETCH_TILES > 0 && ahead < job->grid_h * job->grid_w)
-                    prefetch_tile(job, g, ahead / job->grid_w, ahead % job->grid_w);
-            }
             for (int p = 0; p < 3; p++) {
                 const taps_desc *rt = &job->rows[job->plane_taps[p]], *ct = &job->cols[job->plane_taps[p]];
                 Py_ssize_t ro = taps_offset(rt, g, i, j), co = taps_offset(ct, g, i, j);
@@ -401,6 +535,13 @@ static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratc
                     return -1;
             }
             char *tile = origin + i * th * ys + j * tw * xs;
+            if (lut) {
+                for (Py_ssize_t dy = 0; dy < th; dy++)
+                    write_row_lut(job, lut, s->values + dy * tw, s->values + area + dy * tw,
+                                  s->values + 2 * area + dy * tw, tw, tile + dy * ys, tile + cs + dy * ys,
+                                  tile + 2 * cs + dy * ys, xs);
+                continue;
+            }
             values_to_rgb(job, s->values, s->values + area, s->values + 2 * area, area, rgb, rgb + area,
                           rgb + 2 * area);
             for (int c = 0; c < 3; c++)
@@ -434,18 +575,23 @@ static int run_job(const frame_job *job) {
     const Py_ssize_t area = job->tile_h * job->tile_w;
     Py_ssize_t kmax = job->cols[0].k > job->cols[1].k ? job->cols[0].k : job->cols[1].k;
     scratch_space s = {0};
+    colour_lut lut;
     int status = -1;
+    int use_lut = build_colour_lut(job, &lut);
+    if (use_lut < 0)
+        return -1;
     s.values = malloc((size_t)(3 * area) * (sizeof(int32_t) + 1) + 16);
     s.col_offset = malloc((size_t)(job->tile_w * kmax) * sizeof(Py_ssize_t));
     s.vertical = malloc((size_t)job->tile_w * sizeof(uint64_t));
-    if (!s.values || !s.col_offset || !s.vertical)
+    s.stage = malloc((size_t)job->tile_h * STAGE_MAX_SPAN);
+    if (!s.values || !s.col_offset || !s.vertical || !s.stage)
         goto done;
     for (Py_ssize_t u = 0; u < job->num_uses; u++) {
         char *dst = image_origin(job, job->use_n[u], job->use_t[u]);
         Py_ssize_t from = job->use_copy_from[u];
         if (from >= 0) {
             copy_image(job, image_origin(job, job->use_n[from], job->use_t[from]), dst);
-        } else if (render_image(job, job->use_g[u], dst, &s)) {
+        } else if (render_image(job, job->use_g[u], dst, &s, use_lut ? &lut : NULL)) {
             goto done;
         }
     }
@@ -455,6 +601,9 @@ done:
     free(s.col_offset);
     free(s.vertical);
     free(s.horizontal);
+    free(s.stage);
+    if (use_lut)
+        free_colour_lut(&lut);
     return status;
 }
 

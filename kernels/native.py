@@ -3,11 +3,16 @@
 The binding itself validates every buffer (shape, strides, dtype, tap index ranges) and raises `KernelError`;
 this module only turns a `SamplePlan` and a `ColourConversion` into the arrays it takes. Import fails with
 ImportError when the extension was not built (no C compiler at install time); `edgevqa.kernels` then falls
-back to the reference.
+back to the reference. ``EDGEVQA_NATIVE_LIBRARY=/path/to/_native*.so`` loads another build of the same
+extension instead (``kernels/asan_check.sh`` uses it to run the tests against an AddressSanitizer build).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import os
+import sys
 from functools import lru_cache
 from typing import Sequence
 
@@ -16,8 +21,28 @@ import numpy as np
 from edgevqa.errors import KernelError
 from edgevqa.sampling import SamplePlan
 
-from . import _native
 from .colour import ColourConversion, normalisation_table
+
+
+def _load_native():
+    path = os.environ.get("EDGEVQA_NATIVE_LIBRARY")
+    if not path:
+        from . import _native as module
+
+        return module
+    name = f"{__package__}._native"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    if spec is None:
+        raise ImportError(f"EDGEVQA_NATIVE_LIBRARY={path} is not a loadable extension")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    sys.modules[name] = module
+    setattr(sys.modules[__package__], "_native", module)
+    return module
+
+
+_native = _load_native()
 
 __all__ = ["sample_frame", "sample", "plan_arrays"]
 

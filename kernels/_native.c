@@ -150,7 +150,8 @@ typedef struct {
     uint64_t *vertical; /* [tile_w] */
     int64_t *horizontal;
     size_t horizontal_cap;
-    char *stage; /* [tile_h * STAGE_MAX_SPAN] */
+    char *stage; /* [3][tile_h * STAGE_MAX_SPAN] */
+    int32_t *rel; /* [3][tile_w] */
 } scratch_space;
 
 static inline int64_t load_sample(const char *p, int wide) {
@@ -396,7 +397,13 @@ typedef struct {
     int32_t low[3];       /* smallest unclamped R, G, B */
     char *norm[3];        /* [high - low + 1] output elements: table[c][clamp(value, 0, 255)] */
     void *storage;
+    /* The same tables folded for the hot loop (see colour_row_*): u and v terms interleaved, each channel's
+     * position in the one norm array added (times 2**16) to a term, so a row needs few registers. */
+    int packed;
+    int32_t *tu, *tv;     /* [2 * (max_value + 1)]: (cgu*(U-mid) - off1 << 16, cbu*(U-mid) + off2 << 16), (crv.. + off0 << 16, cgv..) */
 } colour_lut;
+
+static void free_colour_lut(colour_lut *lut);
 
 static int32_t min_of(const int32_t *a, Py_ssize_t n, int want_max) {
     int32_t m = a[0];
@@ -467,12 +474,48 @@ static int build_colour_lut(const frame_job *job, colour_lut *lut) {
     lut->storage = terms;
     lut->low[0] = low[0], lut->low[1] = low[1], lut->low[2] = low[2];
     /* norm is freed through norm[0] */
+    if (!job->is_rgb) {
+        /* Adding off << 16 inside a floor shift adds off outside it, so folding each channel's offset into one
+         * term indexes the three norm blocks as one array; allowed only where every partial sum stays int32. */
+        int64_t off[3], start = 0;
+        for (int c = 0; c < 3; c++) {
+            off[c] = start - low[c];
+            start += (int64_t)high[c] - low[c] + 1;
+        }
+        int64_t mn[5], mx[5];
+        for (int t = 0; t < 5; t++) {
+            mn[t] = min_of(terms + t * values, values, 0);
+            mx[t] = min_of(terms + t * values, values, 1);
+        }
+        int64_t bound = 0, limit = INT32_MAX / 2;
+        int64_t extremes[] = {mn[0], mx[0], mn[1] + (off[0] << 16), mx[1] + (off[0] << 16), mn[2] - (off[1] << 16),
+                              mx[2] - (off[1] << 16), mn[3], mx[3], mn[4] + (off[2] << 16), mx[4] + (off[2] << 16)};
+        for (unsigned e = 0; e < sizeof extremes / sizeof extremes[0]; e++)
+            bound = llabs(extremes[e]) > bound ? llabs(extremes[e]) : bound;
+        if (3 * bound < limit) {
+            int32_t *packed = malloc((size_t)(4 * values) * sizeof(int32_t));
+            if (!packed) {
+                free_colour_lut(lut);
+                return -1;
+            }
+            lut->tu = packed;
+            lut->tv = packed + 2 * values;
+            for (Py_ssize_t v = 0; v < values; v++) {
+                lut->tu[2 * v] = (int32_t)(terms[2 * values + v] - (off[1] << 16));
+                lut->tu[2 * v + 1] = (int32_t)(terms[4 * values + v] + (off[2] << 16));
+                lut->tv[2 * v] = (int32_t)(terms[values + v] + (off[0] << 16));
+                lut->tv[2 * v + 1] = terms[3 * values + v];
+            }
+            lut->packed = 1;
+        }
+    }
     return 1;
 }
 
 static void free_colour_lut(colour_lut *lut) {
     free(lut->storage);
     free(lut->norm[0]);
+    free(lut->tu);
 }
 
 /* One tile row through the lookup tables straight into the output (three channels). */
@@ -520,6 +563,106 @@ static void write_row_lut(const frame_job *job, const colour_lut *lut, const int
     }
 }
 
+/* The hot loop of fused_identity_tile (planar luma, chroma planes sharing one column pattern and staged
+ * `v_offset` bytes apart), one per output type. Few enough pointers to stay in registers: the packed tables
+ * (colour_lut.tu / tv) and one norm array, the three output rows `plane` elements apart. */
+#define COLOUR_ROW(NAME, T)                                                                                       \
+    static void NAME(const colour_lut *lut, const T *restrict norm, const uint8_t *restrict luma,                 \
+                     const uint8_t *restrict chroma, Py_ssize_t v_offset, const int32_t *restrict column,         \
+                     Py_ssize_t tw, T *restrict out, Py_ssize_t plane) {                                          \
+        const int32_t *restrict ty = lut->term[0], *restrict tu = lut->tu, *restrict tv = lut->tv;                \
+        for (Py_ssize_t dx = 0; dx < tw; dx++) {                                                                  \
+            const int32_t y = ty[luma[dx]];                                                                       \
+            const uint8_t *at = chroma + column[dx];                                                              \
+            const int32_t *u = tu + 2 * (Py_ssize_t)at[0], *v = tv + 2 * (Py_ssize_t)at[v_offset];               \
+            out[dx] = norm[(y + v[0]) >> 16];                                                                     \
+            out[dx + plane] = norm[(y - u[0] - v[1]) >> 16];                                                      \
+            out[dx + 2 * plane] = norm[(y + u[1]) >> 16];                                                         \
+        }                                                                                                         \
+    }
+COLOUR_ROW(colour_row_f32, float)
+COLOUR_ROW(colour_row_f16, uint16_t)
+
+/* The common case in one pass: 8-bit planes, one tap of weight one per axis (fragments of a frame at least
+ * as large as the view), colour through the lookup tables. Each tile's source runs are staged (see
+ * apply_taps_tile), then every output pixel is read, converted and written without intermediate arrays.
+ * Returns 1 when it handled the tile, 0 when the tile needs the general path. */
+static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_ssize_t g, Py_ssize_t i,
+                               Py_ssize_t j, char *tile, scratch_space *s) {
+    const Py_ssize_t th = job->tile_h, tw = job->tile_w;
+    const uint8_t *stage[3];
+    Py_ssize_t span[3];
+    int32_t *rel = s->rel; /* [3][tile_w]: column of each output pixel inside the staged rows */
+    for (int p = 0; p < 3; p++) {
+        const plane_desc *pl = &job->planes[p];
+        const taps_desc *rt = &job->rows[job->plane_taps[p]], *ct = &job->cols[job->plane_taps[p]];
+        if (pl->wide || rt->k != 1 || ct->k != 1)
+            return 0;
+        const Py_ssize_t ro = taps_offset(rt, g, i, j), co = taps_offset(ct, g, i, j);
+        const int32_t *rw = rt->weight + ro, *cw = ct->weight + co, *ci = ct->index + co;
+        for (Py_ssize_t q = 0; q < th; q++)
+            if (rw[q] != WEIGHT_ONE)
+                return 0;
+        Py_ssize_t lo = (Py_ssize_t)ci[0] * pl->s1, hi = lo;
+        for (Py_ssize_t q = 0; q < tw; q++) {
+            if (cw[q] != WEIGHT_ONE)
+                return 0;
+            Py_ssize_t off = (Py_ssize_t)ci[q] * pl->s1;
+            lo = off < lo ? off : lo;
+            hi = off > hi ? off : hi;
+        }
+        span[p] = hi - lo + 1;
+        if (span[p] > STAGE_MAX_SPAN)
+            return 0;
+        for (Py_ssize_t q = 0; q < tw; q++)
+            rel[p * tw + q] = (int32_t)((Py_ssize_t)ci[q] * pl->s1 - lo);
+        const int32_t *ri = rt->index + ro;
+        char *buffer = s->stage + p * th * STAGE_MAX_SPAN;
+        for (Py_ssize_t dy = 0; dy < th; dy++)
+            memcpy(buffer + dy * span[p], pl->data + (Py_ssize_t)ri[dy] * pl->s0 + lo, (size_t)span[p]);
+        stage[p] = (const uint8_t *)buffer;
+    }
+    const Py_ssize_t cs = channel_stride(job), ys = job->out_s[3], xs = job->out_s[4];
+    const Py_ssize_t item = job->half ? 2 : 4;
+    const char *n0 = lut->norm[0] - (Py_ssize_t)lut->low[0] * item, *n1 = lut->norm[1] - (Py_ssize_t)lut->low[1] * item,
+               *n2 = lut->norm[2] - (Py_ssize_t)lut->low[2] * item;
+    const int32_t *r0 = rel, *r1 = rel + tw, *r2 = rel + 2 * tw;
+    /* Planar luma reads a contiguous run; both chroma planes usually share their column pattern. */
+    int luma_run = 1, shared_chroma = job->planes[1].s1 == job->planes[2].s1;
+    for (Py_ssize_t q = 0; q < tw; q++)
+        luma_run &= r0[q] == q;
+    const int fast_rows = lut->packed && luma_run && shared_chroma && span[1] == span[2] && xs == item &&
+                          cs % item == 0;
+    for (Py_ssize_t dy = 0; dy < th; dy++) {
+        const uint8_t *restrict a = stage[0] + dy * span[0], *restrict b = stage[1] + dy * span[1],
+                               *restrict c = stage[2] + dy * span[2];
+        char *d0 = tile + dy * ys, *d1 = d0 + cs, *d2 = d0 + 2 * cs;
+        if (job->is_rgb) {
+            for (Py_ssize_t dx = 0; dx < tw; dx++) {
+                memcpy(d0 + dx * xs, n0 + a[r0[dx]] * item, (size_t)item);
+                memcpy(d1 + dx * xs, n1 + b[r1[dx]] * item, (size_t)item);
+                memcpy(d2 + dx * xs, n2 + c[r2[dx]] * item, (size_t)item);
+            }
+            continue;
+        }
+        if (fast_rows && item == 4) {
+            colour_row_f32(lut, (const float *)lut->norm[0], a, b, c - b, r1, tw, (float *)d0, cs / 4);
+        } else if (fast_rows) {
+            colour_row_f16(lut, (const uint16_t *)lut->norm[0], a, b, c - b, r1, tw, (uint16_t *)d0, cs / 2);
+        } else {
+            const int32_t *ty = lut->term[0], *trv = lut->term[1], *tgu = lut->term[2], *tgv = lut->term[3],
+                          *tbu = lut->term[4];
+            for (Py_ssize_t dx = 0; dx < tw; dx++) {
+                const int32_t y = ty[a[r0[dx]]], u = b[r1[dx]], v = c[r2[dx]];
+                memcpy(d0 + dx * xs, n0 + ((y + trv[v]) >> 16) * item, (size_t)item);
+                memcpy(d1 + dx * xs, n1 + ((y - tgu[u] - tgv[v]) >> 16) * item, (size_t)item);
+                memcpy(d2 + dx * xs, n2 + ((y + tbu[u]) >> 16) * item, (size_t)item);
+            }
+        }
+    }
+    return 1;
+}
+
 static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratch_space *s,
                         const colour_lut *lut) {
     const Py_ssize_t th = job->tile_h, tw = job->tile_w, area = th * tw;
@@ -527,6 +670,8 @@ static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratc
     uint8_t *rgb = (uint8_t *)(s->values + 3 * area); /* 3 * area bytes after the values */
     for (Py_ssize_t i = 0; i < job->grid_h; i++) {
         for (Py_ssize_t j = 0; j < job->grid_w; j++) {
+            if (lut && fused_identity_tile(job, lut, g, i, j, origin + i * th * ys + j * tw * xs, s))
+                continue;
             for (int p = 0; p < 3; p++) {
                 const taps_desc *rt = &job->rows[job->plane_taps[p]], *ct = &job->cols[job->plane_taps[p]];
                 Py_ssize_t ro = taps_offset(rt, g, i, j), co = taps_offset(ct, g, i, j);
@@ -583,8 +728,9 @@ static int run_job(const frame_job *job) {
     s.values = malloc((size_t)(3 * area) * (sizeof(int32_t) + 1) + 16);
     s.col_offset = malloc((size_t)(job->tile_w * kmax) * sizeof(Py_ssize_t));
     s.vertical = malloc((size_t)job->tile_w * sizeof(uint64_t));
-    s.stage = malloc((size_t)job->tile_h * STAGE_MAX_SPAN);
-    if (!s.values || !s.col_offset || !s.vertical || !s.stage)
+    s.stage = malloc((size_t)(3 * job->tile_h) * STAGE_MAX_SPAN);
+    s.rel = malloc((size_t)(3 * job->tile_w) * sizeof(int32_t));
+    if (!s.values || !s.col_offset || !s.vertical || !s.stage || !s.rel)
         goto done;
     for (Py_ssize_t u = 0; u < job->num_uses; u++) {
         char *dst = image_origin(job, job->use_n[u], job->use_t[u]);
@@ -602,6 +748,7 @@ done:
     free(s.vertical);
     free(s.horizontal);
     free(s.stage);
+    free(s.rel);
     if (use_lut)
         free_colour_lut(&lut);
     return status;

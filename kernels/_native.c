@@ -11,6 +11,12 @@
  * extension-cpp pattern of a thin binding that validates everything, then releases the GIL for the work.
  * Buffers are taken through the buffer protocol (zero copy); planes may have any strides, including
  * negative ones (np.rot90 views) and zero ones (broadcast grey chroma).
+ *
+ * Paths, fastest first (each produces the reference's integers, so the choice never changes a bit):
+ * - fused_identity_tile: 8-bit planes, one tap of weight one per axis (fragments of frames at least as large
+ *   as the view), colour through lookup tables: stage the tile's source runs, then one pass per output row;
+ * - apply_taps_tile's identity branch, then the tables (other bit depths up to 10, strided views);
+ * - the general separable filter (resize taps, any K and weights) and multiply-and-clamp colour.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

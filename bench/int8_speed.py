@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, work: str) -> int:
     infer_ratios: dict[str, list[float]] = {n: [] for n in variants}
     pipe_ratios: dict[str, list[float]] = {n: [] for n in variants}
     for video in videos:
-        feed = pipelines["fp32"]._prepare(video).feed
+        feed = pipelines["fp32"].prepare(video).feed
         infer = {name: [] for name in pipelines}
         total = {name: [] for name in pipelines}
         scores = {}

@@ -195,7 +195,7 @@ def collect_inputs(model_path: str, manifest: ModelManifest, videos: Sequence[Vi
             # The pipeline's own decode -> plan -> sample stage, so calibration sees exactly what inference
             # feeds the model.
             pipeline.seed = seed
-            prepared = pipeline._prepare(video.path)
+            prepared = pipeline.prepare(video.path)
             np.savez(os.path.join(staging, f"sample-{index:05d}.npz"), **prepared.feed)
             sources.append({"video": video.path, "digest": video.digest, "seed": seed})
         with open(os.path.join(staging, META_NAME), "w", encoding="utf-8") as fh:

@@ -105,8 +105,8 @@ class Result:
 
 
 @dataclass
-class _Prepared:
-    """A decoded and sampled video, waiting for inference."""
+class PreparedVideo:
+    """A decoded and sampled video, waiting for inference: ``feed`` maps model input names to arrays."""
 
     video: str
     feed: dict[str, np.ndarray]
@@ -186,8 +186,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
 
-    def _prepare(self, video: Any) -> _Prepared:
-        """Decode, plan and sample one video (thread-safe: touches no shared state)."""
+    def prepare(self, video: Any) -> PreparedVideo:
+        """Decode, plan and sample one video: exactly the model input inference sees.
+
+        Thread-safe (touches no shared state) and needs no active model; calibration uses it directly.
+        """
         timings: dict[str, float] = {}
         warnings: list[str] = []
         t0 = time.perf_counter()
@@ -243,10 +246,11 @@ class Pipeline:
         timings["plan"] = t2 - t1
         timings["sample"] = sample_seconds
         feed = {plan.view.name: buf for plan, buf in zip(plans, buffers)}
-        return _Prepared(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
+        return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                          frames_decoded=decoded, warnings=warnings)
 
-    def _finish(self, prepared: _Prepared) -> Result:
+    def finish(self, prepared: PreparedVideo) -> Result:
+        """Run the model on a prepared video and aggregate its outputs into scores."""
         self.activate()
         timings = dict(prepared.timings)
         t0 = time.perf_counter()
@@ -277,7 +281,7 @@ class Pipeline:
     def score(self, video: Any) -> Result:
         """Score one video (path, URL, bytes or file object). Raises `EdgeVQAError` on bad input."""
         self.activate()
-        return self._finish(self._prepare(video))
+        return self.finish(self.prepare(video))
 
     def score_many(self, videos: Iterable[Any], prefetch: int = 2) -> Iterator[Result]:
         """Score videos in order, decoding up to ``prefetch`` videos ahead of inference.
@@ -294,14 +298,14 @@ class Pipeline:
                         video = next(source)
                     except StopIteration:
                         return
-                    pending.append((_name_of(video), pool.submit(self._prepare, video)))
+                    pending.append((_name_of(video), pool.submit(self.prepare, video)))
 
             refill()
             while pending:
                 name, future = pending.popleft()
                 refill()
                 try:
-                    yield self._finish(future.result())
+                    yield self.finish(future.result())
                 except EdgeVQAError as exc:
                     yield Result(video=name, model=self.manifest.name, seed=self.seed, plan_mode=self.plan_mode,
                                  backend=self.backend, model_version=self.manifest.version, error=str(exc))

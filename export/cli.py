@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fp16", action="store_true", help="write an FP16 graph (pooling statistics stay FP32)")
     parser.add_argument("--io-dtype", choices=("float32", "float16"), default=None,
                         help="input/output tensor type of the graph (default float32; float16 needs --fp16)")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset, 18..23 (default 18; TensorRT 10 parses up to 20)")
     parser.add_argument("--frames", type=int, default=None,
                         help="frames per clip (ATHQA) or key frames / seconds (SimpleVQA) the model is built for")
     parser.add_argument("--arch", default=None, help="zoo variant of a checkpoint that does not name one")

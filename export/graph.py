@@ -27,9 +27,11 @@ ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus So
 Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 """.split())
 
-# Documented restrictions we can check statically: convolution and pooling are 2-D or 3-D only, and the
-# convolution weights must be initializers.
+# Documented restrictions we can check statically: convolution and pooling are 2-D or 3-D only; convolution
+# weights, and the axes of Slice / Squeeze / Unsqueeze, must be constants (initializers or Constant outputs).
 _SPATIAL_ONLY_2D_3D = frozenset({"Conv", "ConvTranspose", "AveragePool", "MaxPool"})
+_CONSTANT_INPUTS = {"Conv": (1, "weights"), "ConvTranspose": (1, "weights"), "Slice": (3, "axes"),
+                    "Squeeze": (1, "axes"), "Unsqueeze": (1, "axes")}
 
 
 def op_types(model: Any) -> list[str]:
@@ -55,14 +57,19 @@ def tensorrt_unsupported(model: Any) -> list[str]:
                 if op not in TENSORRT_SUPPORTED_OPS]
     initializers = {init.name for init in model.graph.initializer}
     constants = {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    weight_ranks = {init.name: len(init.dims) for init in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type in _SPATIAL_ONLY_2D_3D:
-            for attr in node.attribute:
-                if attr.name in ("kernel_shape",) and len(attr.ints) not in (2, 3):
-                    problems.append(f"{node.op_type} '{node.name}' is {len(attr.ints)}-D; TensorRT takes 2-D or 3-D")
-        if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1:
-            if node.input[1] not in initializers and node.input[1] not in constants:
-                problems.append(f"{node.op_type} '{node.name}' has non-constant weights")
+            kernel = next((len(a.ints) for a in node.attribute if a.name == "kernel_shape"), None)
+            if kernel is None and node.op_type.startswith("Conv") and node.input[1] in weight_ranks:
+                kernel = weight_ranks[node.input[1]] - 2
+            if kernel is not None and kernel not in (2, 3):
+                problems.append(f"{node.op_type} '{node.name}' is {kernel}-D; TensorRT takes 2-D or 3-D")
+        if node.op_type in _CONSTANT_INPUTS:
+            index, what = _CONSTANT_INPUTS[node.op_type]
+            name = node.input[index] if len(node.input) > index else ""
+            if name and name not in initializers and name not in constants:
+                problems.append(f"{node.op_type} '{node.name}' has non-constant {what}")
     return problems
 
 

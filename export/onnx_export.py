@@ -236,12 +236,14 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
         raise ModelError(f"io_dtype must be 'float32' or 'float16', got {io_dtype!r}")
     if io_dtype == "float16" and not fp16:
         raise ModelError("FP16 inputs/outputs need an FP16 export (--fp16 / fp16=True)")
-    if not 17 <= int(opset) <= 23:
-        raise ModelError(f"opset {opset} is outside the supported range 17..23 (TensorRT 10 parses up to 20)")
+    if not 18 <= int(opset) <= 23:
+        # torch's exporter writes opset 18 natively; converting down fails on ReduceMean's axes input.
+        raise ModelError(f"opset {opset} is outside the range this exporter writes, 18..23 (TensorRT 10 parses "
+                         f"opsets up to 20)")
     gate = float(gate) if gate is not None else (FP16_GATE if fp16 else FP32_GATE)
 
     seconds: dict[str, float] = {}
-    warnings: list[str] = []
+    notes: list[str] = []
     t0 = time.perf_counter()
     model, manifest = resolve_model(model_or_name, model_kwargs, frames, arch, motion_weights)
     model.eval()
@@ -269,13 +271,18 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
         if not dynamic:
             raise
         # Some models fix the clip count (e.g. a reshape with a literal batch); export them static.
-        warnings.append(f"dynamic clip axis failed ({type(exc).__name__}); exported with a static one")
+        notes.append(f"dynamic clip axis failed ({type(exc).__name__}); exported with a static one")
         dynamic_clips = False
         example = [torch.zeros(v.input_shape(parity_clips or v.num_clips), dtype=example[0].dtype)
                    for v in manifest.views]
         proto = _trace_to_onnx(wrapper, example, manifest, int(opset), False)
     seconds["export"] = time.perf_counter() - t0
 
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != int(opset):
+        raise ModelError(f"model '{name}': asked for opset {opset}, the exporter wrote {written}")
+    if int(opset) > 20:
+        notes.append(f"opset {opset}: TensorRT 10 parses opsets up to 20")
     proto.producer_name = "edgevqa"
     embed_in_onnx(proto, out_manifest)
     if proto.ByteSize() >= _TWO_GB:
@@ -311,13 +318,13 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
 
     macs, unresolved = count_macs(proto, manifest.views[0].num_clips)
     if unresolved:
-        warnings.append(f"{len(unresolved)} Conv/Gemm/MatMul node(s) have unresolved shapes and are not in the "
+        notes.append(f"{len(unresolved)} Conv/Gemm/MatMul node(s) have unresolved shapes and are not in the "
                         f"MAC count")
     report = ExportReport(path=out_path, model_name=name, manifest=out_manifest, fp16=fp16, io_dtype=io_dtype,
                           opset=int(opset), dynamic_clips=dynamic_clips, parameters=parameters,
                           graph_weights=weight_count(proto), macs_per_video=macs, macs_unresolved=unresolved,
                           file_bytes=len(data), ops=op_types(proto), tensorrt_problems=tensorrt_unsupported(proto),
-                          parity=parity, seconds=seconds, warnings=warnings)
+                          parity=parity, seconds=seconds, warnings=notes)
     failed = [r for r in parity if not r.passed]
     if failed:
         worst = max(failed, key=lambda r: r.relative_error)

@@ -67,7 +67,8 @@ def video_inputs(manifest: ModelManifest, video: str | os.PathLike, seed: int | 
         conversion = None
         last = None
         for frame in decoder.frames(frames_needed(plans)):
-            conversion = conversion or kernels.conversion_for_frame(frame)
+            if conversion is None:
+                conversion = kernels.conversion_for_frame(frame)
             for plan, slots, done, out in zip(plans, slot_maps, filled, buffers):
                 slot = slots.get(frame.index)
                 if slot is not None:

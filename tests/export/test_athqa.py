@@ -194,3 +194,9 @@ def test_base_variant_exports_small(tmp_path):
     report = export_onnx(model, tmp_path / "base.onnx")
     assert report.parity_passed and report.dynamic_clips
     assert "BatchNormalization" not in report.ops and set(report.ops) <= TENSORRT_SUPPORTED_OPS
+
+
+def test_opset_outside_the_exporters_range_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="opset 17"):
+        export_onnx("athqa_tiny", tmp_path / "old.onnx", opset=17)
+    assert not (tmp_path / "old.onnx").exists()

@@ -163,7 +163,7 @@ class ModelManifest:
 
     ``outputs`` names the model's outputs (one ONNX output per quality dimension, each shaped
     ``[clips, ...]``); a dimension's score is the mean of its output over every axis, then
-    ``a * mean + b`` with ``(a, b) = rescale.get(name, (1, 0))``.
+    ``a * mean + b`` with ``(a, b) = rescale.get(name, (1, 0))``, clamped to ``score_range`` when one is given.
     """
 
     name: str
@@ -262,8 +262,16 @@ class ModelManifest:
             raise ManifestError(f"{source}: {exc}") from exc
 
     def score(self, name: str, raw_mean: float) -> float:
+        """A dimension's score from the mean raw output: rescaled, then clamped to ``score_range`` if set.
+
+        Clamping keeps a score on the scale the model documents (e.g. 0..100) when a regressor overshoots on
+        content unlike its training data; the raw value stays available in the per-clip outputs.
+        """
         a, b = self.rescale.get(name, (1.0, 0.0))
-        return a * raw_mean + b
+        value = a * raw_mean + b
+        if self.score_range is not None:
+            value = min(max(value, self.score_range[0]), self.score_range[1])
+        return value
 
 
 # ---------------------------------------------------------------------------------------------- storage

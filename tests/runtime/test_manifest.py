@@ -74,3 +74,12 @@ def test_input_shapes_per_layout():
     assert v.input_shape() == (4, 16, 3, 224, 224)
     assert ViewSpec(num_clips=2).input_shape(5) == (5, 3, 32, 224, 224)
     assert json.loads(default_probe_manifest().to_json())["views"][0]["kind"] == "fragments"
+
+
+def test_scores_are_rescaled_and_clamped_to_the_documented_range():
+    m = ModelManifest(name="x", views=(ViewSpec(),), outputs=("overall", "blur"), rescale={"overall": (25, 50)},
+                      score_range=(0, 100))
+    assert m.score("overall", 1.0) == 75.0
+    assert m.score("overall", 3.0) == 100.0 and m.score("overall", -3.0) == 0.0
+    assert m.score("blur", 0.5) == 0.5
+    assert ModelManifest(name="y", views=(ViewSpec(),)).score("overall", 250.0) == 250.0

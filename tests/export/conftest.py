@@ -1,4 +1,4 @@
-"""Shared fixtures of the export tests: models with non-trivial BatchNorm statistics, real clips."""
+"""Shared fixtures of the export tests: the real clips of ../shared (when present), quiet exporter logs."""
 
 from __future__ import annotations
 

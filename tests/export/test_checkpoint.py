@@ -23,11 +23,11 @@ def _perturbed_tiny(**kwargs):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = _perturbed_tiny(frames=4)
+    model = _perturbed_tiny(frames=4, grid=3)
     path = save_checkpoint(model, tmp_path / "tiny.pt", extra={"epoch": 3})
     loaded = load_checkpoint(path)
     assert loaded.model_name == "athqa_tiny" and loaded.manifest == model.manifest
-    x = torch.randn(2, 3, 4, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, 4, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for name, value in model(x).items():
             torch.testing.assert_close(loaded(x)[name], value, rtol=0, atol=0)

@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from fractions import Fraction
 
 import numpy as np
 
@@ -70,6 +71,7 @@ def make_1080p_clip(path: str, seconds: float = 8.0, fps: int = 30) -> str:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
         stream.options = {"crf": "20", "preset": "veryfast"}
+        stream.codec_context.time_base = Fraction(1, fps)
         if source:
             with av.open(source) as container:
                 frames = [f.reformat(width=1920, height=1080, format="yuv420p", interpolation="BICUBIC")
@@ -81,6 +83,7 @@ def make_1080p_clip(path: str, seconds: float = 8.0, fps: int = 30) -> str:
         for i in range(num):
             frame = frames[i % len(frames)]
             frame.pts = i
+            frame.time_base = Fraction(1, fps)
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

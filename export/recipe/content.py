@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
@@ -40,6 +40,19 @@ class ContentSource:
 
     def describe(self) -> str:
         return f"{type(self).__name__}:{self.name}"
+
+    def identity(self) -> dict:
+        """What makes this source's clips, independent of where its files are installed (for hashes)."""
+        out = {"class": type(self).__name__}
+        for f in fields(self):
+            if f.name.startswith("_"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "path":
+                value = {"file": os.path.basename(value),
+                         "bytes": os.path.getsize(value) if os.path.isfile(value) else None}
+            out[f.name] = value
+        return out
 
 
 # ------------------------------------------------------------------------------------------ rendered

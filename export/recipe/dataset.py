@@ -142,7 +142,7 @@ def normalise(u8: np.ndarray, view: ViewSpec) -> np.ndarray:
 
 
 def _group_key(source: ContentSource, clip_seed: int, view: ViewSpec, config: SampleConfig) -> str:
-    blob = json.dumps({"v": DATASET_VERSION, "source": repr(source), "clip_seed": clip_seed,
+    blob = json.dumps({"v": DATASET_VERSION, "source": source.identity(), "clip_seed": clip_seed,
                        "view": view.to_dict(), "config": config.to_dict(),
                        "mapping": [dist.GAMMA, dist.OVERALL_WEIGHT, dist.PRISTINE_CRF]},
                       sort_keys=True, default=str)

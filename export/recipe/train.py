@@ -12,9 +12,9 @@ Choices made for a 2-core CPU budget (about half an hour in all):
 - the default view reads two snippets of four consecutive frames (``segments_per_clip=2``,
   ``frame_interval=1``) instead of the zoo's eight frames one segment apart, so frame-level temporal
   distortions (freezes, stutter, shake, flicker) are visible to the temporal branch;
-- training batches are random 4x4-fragment sub-mosaics of the 7x7 mosaic (the net is fully convolutional
+- training batches are random 2x2-fragment sub-mosaics of the 7x7 mosaic (the net is fully convolutional
   over fragments and averages its quality map, so a sub-mosaic is a smaller sample of the same input), which
-  costs a third of the full mosaic; export uses the full 7x7 view;
+  costs about a twelfth of the full mosaic, so many more steps fit; export uses the full 7x7 view;
 - targets are learnt as ``(score - 50) / 25``; the manifest's rescale ``(25, 50)`` maps them back to 0..100.
 
 Reproducibility: every random draw comes from generators seeded by ``--seed`` (torch's global generator is
@@ -59,11 +59,11 @@ class RecipeConfig:
     clips_per_source: int = 4
     heldout_clips_per_source: int = 1
     sample: ds.SampleConfig = ds.SampleConfig()
-    epochs: int = 2
-    batch_size: int = 16
-    learning_rate: float = 3e-3
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 4e-3
     weight_decay: float = 1e-4
-    crop_cells: int = 4  # training sub-mosaic, in fragments per side
+    crop_cells: int = 2  # training sub-mosaic, in fragments per side
     mse_weight: float = 0.7
     rank_weight: float = 0.3
     threads: int = 2
@@ -76,14 +76,17 @@ class RecipeConfig:
 
 
 def recipe_hash(config: RecipeConfig, sources: Sequence[content_mod.ContentSource]) -> str:
-    """sha256 of this package's source files, the configuration and the content list (first 16 hex digits)."""
+    """sha256 of this package's source files, the configuration and the content list (first 16 hex digits);
+    independent of where the content files live and of ``jobs`` / ``threads``."""
     digest = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
     for name in ("content.py", "dataset.py", "distortions.py", "train.py"):
         with open(os.path.join(here, name), "rb") as fh:
             digest.update(fh.read())
-    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
-    digest.update(json.dumps([repr(s) for s in sources]).encode())
+    # Worker and thread counts do not change the samples or the draws: left out, like file locations.
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("jobs", "threads")}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(json.dumps([s.identity() for s in sources], sort_keys=True, default=list).encode())
     return digest.hexdigest()[:16]
 
 
@@ -146,9 +149,40 @@ def _batch_input(x_u8: np.ndarray, view, rng: np.random.Generator, crop_cells: i
     return ds.normalise(np.ascontiguousarray(x), view)
 
 
+def _device_batches(data_x: np.ndarray, view, device: str):
+    """A batch maker equal to `_batch_input` that keeps the samples on ``device`` (uint8) and normalises there
+    with the runtime's table: the same random draws, the same values."""
+    import torch
+
+    from edgevqa import kernels
+
+    x_all = torch.from_numpy(data_x).to(device)
+    table = torch.from_numpy(kernels.normalisation_table(view.mean, view.std, view.dtype)).to(device)
+
+    def make(idx: np.ndarray, rng: np.random.Generator, crop_cells: int | None):
+        x = x_all[torch.from_numpy(idx).to(device), 0]
+        if crop_cells is not None and crop_cells < view.grid[0]:
+            ph, pw = view.patch
+            gy = int(rng.integers(0, view.grid[0] - crop_cells + 1))
+            gx = int(rng.integers(0, view.grid[1] - crop_cells + 1))
+            x = x[..., gy * ph:(gy + crop_cells) * ph, gx * pw:(gx + crop_cells) * pw]
+        if rng.random() < 0.5:
+            x = torch.flip(x, dims=(-1,))
+        x = x.long()
+        return torch.stack([table[c][x[:, c]] for c in range(3)], dim=1)
+
+    return make
+
+
 def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConfig, seed: int,
-                max_steps: int | None = None) -> list[float]:
-    """Train ``model`` in place on ``data`` (from `dataset.build_dataset`); returns the loss of every step."""
+                max_steps: int | None = None, device: str = "cpu", time_budget_s: float | None = None) -> list[float]:
+    """Train ``model`` in place on ``data`` (from `dataset.build_dataset`); returns the loss of every step.
+
+    ``time_budget_s`` stops training early (logged) when the wall time runs out: a safety net for leased
+    machines, not part of the recipe.
+
+    ``device`` other than "cpu" (e.g. "cuda") trains there; the random draws are the same, the arithmetic
+    of the device's kernels differs in rounding."""
     import torch
 
     view = manifest.views[0]
@@ -162,8 +196,11 @@ def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConf
     losses: list[float] = []
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    on_host = device == "cpu"
+    device_batch = None if on_host else _device_batches(data["x"], view, device)
+    model.to(device)
     try:
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[] if on_host else None):
             torch.manual_seed(seed)
             model.train()
             optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
@@ -178,8 +215,11 @@ def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConf
                     if step >= total_steps:
                         break
                     idx = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
-                    x = torch.from_numpy(_batch_input(data["x"][idx], view, rng, config.crop_cells))
-                    y = torch.from_numpy(targets[idx].astype(np.float32))
+                    if on_host:
+                        x = torch.from_numpy(_batch_input(data["x"][idx], view, rng, config.crop_cells))
+                    else:
+                        x = device_batch(idx, rng, config.crop_cells)
+                    y = torch.from_numpy(targets[idx].astype(np.float32)).to(device)
                     loss = recipe_loss(model(x), y, names, config)
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
@@ -187,12 +227,18 @@ def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConf
                     schedule.step()
                     losses.append(float(loss.detach()))
                     step += 1
+                    if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+                        log.warning("time budget of %.0f s spent: stopping at step %d of %d", time_budget_s, step,
+                                    total_steps)
+                        total_steps = step
+                        break
                     if step % 20 == 0 or step == total_steps:
                         log.info("step %d/%d  loss %.4f (mean of last 20 %.4f)  %.0f s", step, total_steps,
                                  losses[-1], float(np.mean(losses[-20:])), time.perf_counter() - start)
     finally:
         torch.set_num_threads(previous_threads)
         model.eval()
+        model.cpu()
     return losses
 
 
@@ -282,7 +328,8 @@ def export_default(model, manifest, out_path: str, overwrite: bool = False) -> s
 
 def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConfig(),
                sources: Sequence[content_mod.ContentSource] | None = None, overwrite: bool = False,
-               max_steps: int | None = None) -> dict[str, Any]:
+               max_steps: int | None = None, device: str = "cpu",
+               time_budget_s: float | None = None) -> dict[str, Any]:
     """Build the data, train, evaluate on held-out content, export; returns a summary (also in the manifest)."""
     sources = list(sources) if sources is not None else content_mod.default_content()
     train_sources = content_mod.split(sources, "train")
@@ -291,6 +338,7 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
         raise ValueError("the content list has no 'train' source")
     model, manifest = build_model(config, seed)
     view = manifest.views[0]
+    hash_of_recipe = recipe_hash(config, sources)
     started = time.perf_counter()
     log.info("making training samples from %d sources (cached under %s)", len(train_sources), work)
     train = ds.build_dataset(train_sources, view, config.clips_per_source, seed, work, config.sample, config.jobs)
@@ -302,14 +350,14 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
         heldout = ds.build_dataset(heldout_sources, view, config.heldout_clips_per_source, seed + 10_000, work,
                                    heldout_config, config.jobs)
     t0 = time.perf_counter()
-    losses = train_model(model, manifest, train, config, seed, max_steps)
+    losses = train_model(model, manifest, train, config, seed, max_steps, device, time_budget_s)
     train_seconds = time.perf_counter() - t0
     summary: dict[str, Any] = {
-        "recipe_hash": recipe_hash(config, sources), "seed": seed, "train_samples": int(len(train["x"])),
+        "recipe_hash": hash_of_recipe, "seed": seed, "train_samples": int(len(train["x"])),
         "train_sources": [s.name for s in train_sources], "heldout_sources": [s.name for s in heldout_sources],
         "steps": len(losses), "first_loss": round(float(np.mean(losses[:10])), 4),
         "last_loss": round(float(np.mean(losses[-10:])), 4), "data_seconds": round(data_seconds, 1),
-        "train_seconds": round(train_seconds, 1), "config": config.to_dict(),
+        "train_seconds": round(train_seconds, 1), "config": config.to_dict(), "device": device,
         "targets": "score_d = 100 (1 - s_d); overall = 100 prod_d (1 - w_d s_d), w = " +
                    json.dumps(dist.OVERALL_WEIGHT, sort_keys=True),
     }
@@ -324,6 +372,12 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
                        metadata={**dict(manifest.metadata), "recipe": "edgevqa.export.recipe",
                                  **{k: summary[k] for k in ("recipe_hash", "seed", "train_samples", "steps",
                                                             "heldout_srcc") if k in summary}})
+    import torch
+
+    # The unfused weights, so the model can be re-exported or evaluated in torch without retraining.
+    checkpoint = os.path.join(work, f"checkpoint-seed{seed}-{hash_of_recipe}.pt")
+    torch.save({"state_dict": model.state_dict(), "manifest": manifest.to_dict()}, checkpoint)
+    summary["checkpoint"] = checkpoint
     export_default(model, manifest, out, overwrite)
     summary["out"] = out
     summary["bytes"] = os.path.getsize(out)
@@ -339,15 +393,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--clips-per-source", type=int, default=None)
+    parser.add_argument("--crop-cells", type=int, default=None, help="training sub-mosaic size in fragments")
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=None, help="processes making samples")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for training")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    parser.add_argument("--device", default="cpu", help="torch device for training, e.g. cuda (default: cpu)")
+    parser.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     changes = {k: v for k, v in (("epochs", args.epochs), ("clips_per_source", args.clips_per_source),
-                                 ("jobs", args.jobs), ("threads", args.threads)) if v is not None}
+                                 ("jobs", args.jobs), ("threads", args.threads),
+                                 ("crop_cells", args.crop_cells), ("batch_size", args.batch_size)) if v is not None}
     config = replace(RecipeConfig(), **changes)
-    summary = run_recipe(args.out, args.seed, args.work, config, overwrite=args.overwrite, max_steps=args.max_steps)
+    summary = run_recipe(args.out, args.seed, args.work, config, overwrite=args.overwrite, max_steps=args.max_steps,
+                         device=args.device, time_budget_s=args.time_budget)
     json.dump(summary, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

@@ -180,3 +180,25 @@ def test_recipe_hash_is_stable_and_tracks_the_configuration():
     a = recipe.recipe_hash(recipe.RecipeConfig(), sources)
     assert a == recipe.recipe_hash(recipe.RecipeConfig(), sources) and len(a) == 16
     assert a != recipe.recipe_hash(replace(recipe.RecipeConfig(), epochs=99), sources)
+
+
+def test_device_batches_equal_host_batches(default_manifest):
+    """The accelerator path (here run on the CPU device) makes the same batches from the same draws."""
+    view = default_manifest.views[0]
+    x = np.random.default_rng(0).integers(0, 256, size=(5,) + view.input_shape(), dtype=np.uint8)
+    make = recipe._device_batches(x, view, "cpu")
+    for crop in (2, 3, None):
+        host = recipe._batch_input(x[[1, 3]], view, np.random.default_rng(4), crop)
+        device = make(np.array([1, 3]), np.random.default_rng(4), crop).numpy()
+        np.testing.assert_array_equal(host, device)
+
+
+def test_source_identity_ignores_where_files_live(tmp_path):
+    a = tmp_path / "a" / "clip.mp4"
+    b = tmp_path / "b" / "clip.mp4"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_bytes(b"0123")
+    ida = content_mod.VideoFileContent("clip", path=str(a)).identity()
+    idb = content_mod.VideoFileContent("clip", path=str(b)).identity()
+    assert ida == idb and ida["path"] == {"file": "clip.mp4", "bytes": 4}

@@ -13,7 +13,6 @@ from typing import Mapping
 
 import numpy as np
 
-from edgevqa.errors import VideoDecodeError
 from edgevqa.manifest import ModelManifest
 
 # Gates on the relative error max|onnx - torch| / max(max|torch|, 1e-3), per output.
@@ -52,34 +51,16 @@ def random_inputs(manifest: ModelManifest, num_clips: int | None = None, seed: i
 
 def video_inputs(manifest: ModelManifest, video: str | os.PathLike, seed: int | None = None) -> dict[str, np.ndarray]:
     """The model inputs of ``video`` for every view of ``manifest`` (float32), made the way the runtime makes
-    them: PyAV decoder, sampling plan, NumPy reference sampler. Frames the container promises but the stream
+    them: PyAV decoder, sampling plan, sampling kernels. Frames the container promises but the stream
     lacks repeat the last decoded frame."""
-    from edgevqa import kernels
     from edgevqa.decode import PyAVDecoder
-    from edgevqa.sampling import frames_needed, make_plans
+    from edgevqa.feed import sample_plans
+    from edgevqa.sampling import make_plans
 
     views = manifest.with_views(dtype="float32").views
     with PyAVDecoder(video) as decoder:
         plans = make_plans(views, decoder.info, seed)
-        buffers = [np.empty(p.output_shape, dtype=np.float32) for p in plans]
-        slot_maps = [{int(f): s for s, f in enumerate(p.frame_indices)} for p in plans]
-        filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
-        conversion = None
-        last = None
-        for frame in decoder.frames(frames_needed(plans)):
-            if conversion is None:
-                conversion = kernels.conversion_for_frame(frame)
-            for plan, slots, done, out in zip(plans, slot_maps, filled, buffers):
-                slot = slots.get(frame.index)
-                if slot is not None:
-                    kernels.sample_frame(frame.planes, plan, slot, conversion, out)
-                    done[slot] = True
-            last = frame
-        if last is None:
-            raise VideoDecodeError(f"{decoder.name}: no frame could be decoded")
-        for plan, done, out in zip(plans, filled, buffers):
-            for slot in np.nonzero(~done)[0]:
-                kernels.sample_frame(last.planes, plan, int(slot), conversion, out)
+        buffers = sample_plans(decoder, plans).arrays
     return {plan.view.name: buf for plan, buf in zip(plans, buffers)}
 
 

@@ -18,13 +18,12 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from edgevqa import kernels
-
 from .backends.base import Runner
 from .decode import PyAVDecoder
-from .errors import EdgeVQAError, ModelError, VideoDecodeError
+from .errors import EdgeVQAError, ModelError
 from .manifest import ModelManifest, load_manifest
-from .sampling import frames_needed, make_plans
+from .feed import sample_plans
+from .sampling import make_plans
 
 DEFAULT_MODEL_NAME = "default"
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")
@@ -200,54 +199,21 @@ class Pipeline:
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)
-            needed = frames_needed(plans)
-            buffers = [np.empty(p.output_shape, dtype=np.dtype(p.view.dtype)) for p in plans]
-            slot_maps = [{int(f): s for s, f in enumerate(p.frame_indices)} for p in plans]
-            filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
             t2 = time.perf_counter()
-            sample_seconds = 0.0
-            decoded = 0
-            last_frame = None
-            conversion = None
-            for frame in decoder.frames(needed):
-                decoded += 1
-                if (frame.height, frame.width) != (info.height, info.width):
-                    raise VideoDecodeError(f"{decoder.name}: frame {frame.index} is {frame.width}x{frame.height}, the "
-                                           f"stream started at {info.width}x{info.height} (resolution changes "
-                                           "mid-stream are not supported)")
-                if conversion is None:
-                    conversion = kernels.conversion_for_frame(frame)
-                s0 = time.perf_counter()
-                for plan, slots, done, out in zip(plans, slot_maps, filled, buffers):
-                    slot = slots.get(frame.index)
-                    if slot is not None:
-                        kernels.sample_frame(frame.planes, plan, slot, conversion, out)
-                        done[slot] = True
-                sample_seconds += time.perf_counter() - s0
-                last_frame = frame
+            sampled = sample_plans(decoder, plans)
             if decoder.decode_error:
                 warnings.append(decoder.decode_error)
-            if last_frame is None:
-                raise VideoDecodeError(f"{decoder.name}: no frame could be decoded")
-            # The container may promise more frames than the stream holds: repeat the last one, as the
-            # per-second views do past the end, and say so.
-            s0 = time.perf_counter()
-            short = 0
-            for plan, done, out in zip(plans, filled, buffers):
-                for slot in np.nonzero(~done)[0]:
-                    kernels.sample_frame(last_frame.planes, plan, int(slot), conversion, out)
-                    short += 1
-            sample_seconds += time.perf_counter() - s0
-            if short:
-                warnings.append(f"the stream ended at frame {last_frame.index} before the {info.num_frames} frames "
-                                f"its container declares; {short} sampled frame(s) repeat the last one")
+            if sampled.repeated_slots:
+                warnings.append(f"the stream ended at frame {sampled.last_frame_index} before the {info.num_frames} "
+                                f"frames its container declares; {sampled.repeated_slots} sampled frame(s) repeat "
+                                "the last one")
             t3 = time.perf_counter()
-        timings["decode"] = (t1 - t0) + (t3 - t2) - sample_seconds
+        timings["decode"] = (t1 - t0) + (t3 - t2) - sampled.sample_seconds
         timings["plan"] = t2 - t1
-        timings["sample"] = sample_seconds
-        feed = {plan.view.name: buf for plan, buf in zip(plans, buffers)}
+        timings["sample"] = sampled.sample_seconds
+        feed = {plan.view.name: buf for plan, buf in zip(plans, sampled.arrays)}
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
-                         frames_decoded=decoded, warnings=warnings)
+                             frames_decoded=sampled.frames_decoded, warnings=warnings)
 
     def finish(self, prepared: PreparedVideo) -> Result:
         """Run the model on a prepared video and aggregate its outputs into scores."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from edgevqa import kernels
 from edgevqa.decode import PyAVDecoder
+from edgevqa.feed import sample_plans
 from edgevqa.manifest import ViewSpec
 from edgevqa.sampling import make_plan
 
@@ -92,27 +93,8 @@ def encode_clip(frames: np.ndarray, path: str, fps: int, settings: dist.EncodeSe
 def sample_video(path: str, view: ViewSpec, seeds: Sequence[int | None]) -> list[np.ndarray]:
     """The view's model input for each plan seed, as 8-bit RGB in the view's layout (one decode for all)."""
     with PyAVDecoder(path) as decoder:
-        info = decoder.info
-        plans = [make_plan(view, info, seed) for seed in seeds]
-        needed = np.unique(np.concatenate([p.frame_indices for p in plans]))
-        outs = [np.empty(p.output_shape, dtype=np.dtype(view.dtype)) for p in plans]
-        filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
-        maps = [{int(f): s for s, f in enumerate(p.frame_indices)} for p in plans]
-        last = None
-        conversion = None
-        for frame in decoder.frames(needed):
-            conversion = conversion or kernels.conversion_for_frame(frame)
-            for plan, slot_of, done, out in zip(plans, maps, filled, outs):
-                slot = slot_of.get(frame.index)
-                if slot is not None:
-                    kernels.sample_frame(frame.planes, plan, slot, conversion, out)
-                    done[slot] = True
-            last = frame
-        if last is None:
-            raise ValueError(f"{path}: no frame decoded")
-        for plan, done, out in zip(plans, filled, outs):  # container promised more frames than it held
-            for slot in np.nonzero(~done)[0]:
-                kernels.sample_frame(last.planes, plan, int(slot), conversion, out)
+        plans = [make_plan(view, decoder.info, seed) for seed in seeds]
+        outs = sample_plans(decoder, plans).arrays
     return [to_uint8(o, view) for o in outs]
 
 

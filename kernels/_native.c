@@ -25,6 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An AVX2 version of the hottest loop, picked at run time (__builtin_cpu_supports), so the build keeps
+ * portable flags; it computes the same int32 values as the scalar loop, so either gives the same bits. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#else
+#define HAVE_AVX2_PATH 0
+#endif
+
+/* Bytes readable past the end of the staging and norm buffers: the AVX2 path gathers 32-bit words at byte
+ * (or 16-bit) positions and keeps the low bits, so its last lanes read up to 3 bytes beyond the sample. */
+#define GATHER_PAD 16
+
 #define WEIGHT_ONE (1 << 14)
 #define NUM_TAP_ARRAYS 8
 #define STAGE_MAX_SPAN 512
@@ -407,6 +420,9 @@ typedef struct {
      * position in the one norm array added (times 2**16) to a term, so a row needs few registers. */
     int packed;
     int32_t *tu, *tv;     /* [2 * (max_value + 1)]: (cgu*(U-mid) - off1 << 16, cbu*(U-mid) + off2 << 16), (crv.. + off0 << 16, cgv..) */
+    /* The same folded terms as formulas, for the vector path: [y0, mid, cy, crv, cgu, cgv, cbu, half,
+     * off0 << 16, off1 << 16, off2 << 16]; every product and sum of them fits int32 when `packed`. */
+    int32_t folded[11];
 } colour_lut;
 
 static void free_colour_lut(colour_lut *lut);
@@ -461,7 +477,7 @@ static int build_colour_lut(const frame_job *job, colour_lut *lut) {
         }
         total += (Py_ssize_t)(high[c] - low[c] + 1);
     }
-    char *norm = malloc((size_t)(total * item));
+    char *norm = malloc((size_t)(total * item) + GATHER_PAD);
     if (!norm) {
         free(terms);
         return -1;
@@ -513,6 +529,11 @@ static int build_colour_lut(const frame_job *job, colour_lut *lut) {
                 lut->tv[2 * v + 1] = terms[3 * values + v];
             }
             lut->packed = 1;
+            for (int c = 0; c < 7; c++)
+                lut->folded[c] = (int32_t)job->coef[c];
+            lut->folded[7] = 1 << 15;
+            for (int c = 0; c < 3; c++)
+                lut->folded[8 + c] = (int32_t)(off[c] << 16);
         }
     }
     return 1;
@@ -589,6 +610,79 @@ static void write_row_lut(const frame_job *job, const colour_lut *lut, const int
 COLOUR_ROW(colour_row_f32, float)
 COLOUR_ROW(colour_row_f16, uint16_t)
 
+#if HAVE_AVX2_PATH
+/* colour_row_* for 8 pixels at a time: the luma run loaded, the two chroma samples gathered (32-bit words at
+ * byte positions, low byte kept), the folded terms computed in int32 lanes (the scalar tables hold these very
+ * products, and `packed` guarantees no lane overflows), then the three norm entries gathered. */
+static inline __attribute__((target("avx2"))) void colour_indices_avx2(const colour_lut *lut,
+                                                                    const uint8_t *luma, const uint8_t *chroma,
+                                                                    Py_ssize_t v_offset, const int32_t *column,
+                                                                    __m256i *i0, __m256i *i1, __m256i *i2) {
+    const int32_t *k = lut->folded;
+    const __m256i low_byte = _mm256_set1_epi32(0xff);
+    const __m256i col = _mm256_loadu_si256((const __m256i *)column);
+    __m256i y = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)luma));
+    __m256i u = _mm256_and_si256(_mm256_i32gather_epi32((const int *)chroma, col, 1), low_byte);
+    __m256i v = _mm256_and_si256(_mm256_i32gather_epi32((const int *)(chroma + v_offset), col, 1), low_byte);
+    y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(y, _mm256_set1_epi32(k[0])), _mm256_set1_epi32(k[2])),
+                         _mm256_set1_epi32(k[7]));
+    u = _mm256_sub_epi32(u, _mm256_set1_epi32(k[1]));
+    v = _mm256_sub_epi32(v, _mm256_set1_epi32(k[1]));
+    __m256i r = _mm256_add_epi32(_mm256_mullo_epi32(v, _mm256_set1_epi32(k[3])), _mm256_set1_epi32(k[8]));
+    __m256i g = _mm256_add_epi32(_mm256_mullo_epi32(u, _mm256_set1_epi32(k[4])), _mm256_set1_epi32(-k[9]));
+    g = _mm256_add_epi32(g, _mm256_mullo_epi32(v, _mm256_set1_epi32(k[5])));
+    __m256i b = _mm256_add_epi32(_mm256_mullo_epi32(u, _mm256_set1_epi32(k[6])), _mm256_set1_epi32(k[10]));
+    *i0 = _mm256_srai_epi32(_mm256_add_epi32(y, r), 16);
+    *i1 = _mm256_srai_epi32(_mm256_sub_epi32(y, g), 16);
+    *i2 = _mm256_srai_epi32(_mm256_add_epi32(y, b), 16);
+}
+
+static __attribute__((target("avx2"))) Py_ssize_t colour_row_f32_avx2(const colour_lut *lut, const float *norm,
+                                                                      const uint8_t *luma, const uint8_t *chroma,
+                                                                      Py_ssize_t v_offset, const int32_t *column,
+                                                                      Py_ssize_t tw, float *out, Py_ssize_t plane) {
+    Py_ssize_t dx = 0;
+    for (; dx + 8 <= tw; dx += 8) {
+        __m256i i0, i1, i2;
+        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, &i0, &i1, &i2);
+        _mm256_storeu_ps(out + dx, _mm256_i32gather_ps(norm, i0, 4));
+        _mm256_storeu_ps(out + dx + plane, _mm256_i32gather_ps(norm, i1, 4));
+        _mm256_storeu_ps(out + dx + 2 * plane, _mm256_i32gather_ps(norm, i2, 4));
+    }
+    return dx;
+}
+
+static inline __attribute__((target("avx2"))) __m128i gather_half_avx2(const uint16_t *norm, __m256i index) {
+    __m256i words = _mm256_and_si256(_mm256_i32gather_epi32((const int *)norm, index, 2), _mm256_set1_epi32(0xffff));
+    return _mm_packus_epi32(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+}
+
+static __attribute__((target("avx2"))) Py_ssize_t colour_row_f16_avx2(const colour_lut *lut, const uint16_t *norm,
+                                                                      const uint8_t *luma, const uint8_t *chroma,
+                                                                      Py_ssize_t v_offset, const int32_t *column,
+                                                                      Py_ssize_t tw, uint16_t *out,
+                                                                      Py_ssize_t plane) {
+    Py_ssize_t dx = 0;
+    for (; dx + 8 <= tw; dx += 8) {
+        __m256i i0, i1, i2;
+        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, &i0, &i1, &i2);
+        _mm_storeu_si128((__m128i *)(out + dx), gather_half_avx2(norm, i0));
+        _mm_storeu_si128((__m128i *)(out + dx + plane), gather_half_avx2(norm, i1));
+        _mm_storeu_si128((__m128i *)(out + dx + 2 * plane), gather_half_avx2(norm, i2));
+    }
+    return dx;
+}
+
+static int use_avx2(void) {
+    static int known = -1;
+    if (known < 0) {
+        const char *off = getenv("EDGEVQA_NATIVE_NO_AVX2"); /* tests compare both paths */
+        known = (off && *off && *off != '0') ? 0 : (__builtin_cpu_supports("avx2") ? 1 : 0);
+    }
+    return known;
+}
+#endif
+
 /* The common case in one pass: 8-bit planes, one tap of weight one per axis (fragments of a frame at least
  * as large as the view), colour through the lookup tables. Each tile's source runs are staged (see
  * apply_taps_tile), then every output pixel is read, converted and written without intermediate arrays.
@@ -639,6 +733,9 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
         luma_run &= r0[q] == q;
     const int fast_rows = lut->packed && luma_run && shared_chroma && span[1] == span[2] && xs == item &&
                           cs % item == 0;
+#if HAVE_AVX2_PATH
+    const int vector = fast_rows && use_avx2();
+#endif
     for (Py_ssize_t dy = 0; dy < th; dy++) {
         const uint8_t *restrict a = stage[0] + dy * span[0], *restrict b = stage[1] + dy * span[1],
                                *restrict c = stage[2] + dy * span[2];
@@ -652,9 +749,22 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
             continue;
         }
         if (fast_rows && item == 4) {
-            colour_row_f32(lut, (const float *)lut->norm[0], a, b, c - b, r1, tw, (float *)d0, cs / 4);
+            Py_ssize_t done = 0;
+#if HAVE_AVX2_PATH
+            if (vector)
+                done = colour_row_f32_avx2(lut, (const float *)lut->norm[0], a, b, c - b, r1, tw, (float *)d0, cs / 4);
+#endif
+            colour_row_f32(lut, (const float *)lut->norm[0], a + done, b, c - b, r1 + done, tw - done,
+                           (float *)d0 + done, cs / 4);
         } else if (fast_rows) {
-            colour_row_f16(lut, (const uint16_t *)lut->norm[0], a, b, c - b, r1, tw, (uint16_t *)d0, cs / 2);
+            Py_ssize_t done = 0;
+#if HAVE_AVX2_PATH
+            if (vector)
+                done = colour_row_f16_avx2(lut, (const uint16_t *)lut->norm[0], a, b, c - b, r1, tw, (uint16_t *)d0,
+                                           cs / 2);
+#endif
+            colour_row_f16(lut, (const uint16_t *)lut->norm[0], a + done, b, c - b, r1 + done, tw - done,
+                           (uint16_t *)d0 + done, cs / 2);
         } else {
             const int32_t *ty = lut->term[0], *trv = lut->term[1], *tgu = lut->term[2], *tgv = lut->term[3],
                           *tbu = lut->term[4];
@@ -734,7 +844,7 @@ static int run_job(const frame_job *job) {
     s.values = malloc((size_t)(3 * area) * (sizeof(int32_t) + 1) + 16);
     s.col_offset = malloc((size_t)(job->tile_w * kmax) * sizeof(Py_ssize_t));
     s.vertical = malloc((size_t)job->tile_w * sizeof(uint64_t));
-    s.stage = malloc((size_t)(3 * job->tile_h) * STAGE_MAX_SPAN);
+    s.stage = malloc((size_t)(3 * job->tile_h) * STAGE_MAX_SPAN + GATHER_PAD);
     s.rel = malloc((size_t)(3 * job->tile_w) * sizeof(int32_t));
     if (!s.values || !s.col_offset || !s.vertical || !s.stage || !s.rel)
         goto done;

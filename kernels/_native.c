@@ -171,6 +171,7 @@ typedef struct {
     size_t horizontal_cap;
     char *stage; /* [3][tile_h * STAGE_MAX_SPAN] */
     int32_t *rel; /* [3][tile_w] */
+    uint8_t *shuffle; /* [tile_w + 8] */
 } scratch_space;
 
 static inline int64_t load_sample(const char *p, int wide) {
@@ -617,13 +618,24 @@ COLOUR_ROW(colour_row_f16, uint16_t)
 static inline __attribute__((target("avx2"))) void colour_indices_avx2(const colour_lut *lut,
                                                                     const uint8_t *luma, const uint8_t *chroma,
                                                                     Py_ssize_t v_offset, const int32_t *column,
-                                                                    __m256i *i0, __m256i *i1, __m256i *i2) {
+                                                                    const uint8_t *shuffle, __m256i *i0,
+                                                                    __m256i *i1, __m256i *i2) {
     const int32_t *k = lut->folded;
     const __m256i low_byte = _mm256_set1_epi32(0xff);
-    const __m256i col = _mm256_loadu_si256((const __m256i *)column);
     __m256i y = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)luma));
-    __m256i u = _mm256_and_si256(_mm256_i32gather_epi32((const int *)chroma, col, 1), low_byte);
-    __m256i v = _mm256_and_si256(_mm256_i32gather_epi32((const int *)(chroma + v_offset), col, 1), low_byte);
+    __m256i u, v;
+    if (shuffle) {
+        /* The 8 chroma columns lie within 16 bytes of the first (subsampled chroma): one load and a byte
+         * shuffle per plane instead of a gather. */
+        const __m128i pick = _mm_loadl_epi64((const __m128i *)shuffle);
+        const uint8_t *at = chroma + column[0];
+        u = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)at), pick));
+        v = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(at + v_offset)), pick));
+    } else {
+        const __m256i col = _mm256_loadu_si256((const __m256i *)column);
+        u = _mm256_and_si256(_mm256_i32gather_epi32((const int *)chroma, col, 1), low_byte);
+        v = _mm256_and_si256(_mm256_i32gather_epi32((const int *)(chroma + v_offset), col, 1), low_byte);
+    }
     y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(y, _mm256_set1_epi32(k[0])), _mm256_set1_epi32(k[2])),
                          _mm256_set1_epi32(k[7]));
     u = _mm256_sub_epi32(u, _mm256_set1_epi32(k[1]));
@@ -640,11 +652,13 @@ static inline __attribute__((target("avx2"))) void colour_indices_avx2(const col
 static __attribute__((target("avx2"))) Py_ssize_t colour_row_f32_avx2(const colour_lut *lut, const float *norm,
                                                                       const uint8_t *luma, const uint8_t *chroma,
                                                                       Py_ssize_t v_offset, const int32_t *column,
-                                                                      Py_ssize_t tw, float *out, Py_ssize_t plane) {
+                                                                      const uint8_t *shuffle, Py_ssize_t tw,
+                                                                      float *out, Py_ssize_t plane) {
     Py_ssize_t dx = 0;
     for (; dx + 8 <= tw; dx += 8) {
         __m256i i0, i1, i2;
-        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, &i0, &i1, &i2);
+        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, shuffle ? shuffle + dx : NULL, &i0,
+                            &i1, &i2);
         _mm256_storeu_ps(out + dx, _mm256_i32gather_ps(norm, i0, 4));
         _mm256_storeu_ps(out + dx + plane, _mm256_i32gather_ps(norm, i1, 4));
         _mm256_storeu_ps(out + dx + 2 * plane, _mm256_i32gather_ps(norm, i2, 4));
@@ -660,12 +674,13 @@ static inline __attribute__((target("avx2"))) __m128i gather_half_avx2(const uin
 static __attribute__((target("avx2"))) Py_ssize_t colour_row_f16_avx2(const colour_lut *lut, const uint16_t *norm,
                                                                       const uint8_t *luma, const uint8_t *chroma,
                                                                       Py_ssize_t v_offset, const int32_t *column,
-                                                                      Py_ssize_t tw, uint16_t *out,
-                                                                      Py_ssize_t plane) {
+                                                                      const uint8_t *shuffle, Py_ssize_t tw,
+                                                                      uint16_t *out, Py_ssize_t plane) {
     Py_ssize_t dx = 0;
     for (; dx + 8 <= tw; dx += 8) {
         __m256i i0, i1, i2;
-        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, &i0, &i1, &i2);
+        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, shuffle ? shuffle + dx : NULL, &i0,
+                            &i1, &i2);
         _mm_storeu_si128((__m128i *)(out + dx), gather_half_avx2(norm, i0));
         _mm_storeu_si128((__m128i *)(out + dx + plane), gather_half_avx2(norm, i1));
         _mm_storeu_si128((__m128i *)(out + dx + 2 * plane), gather_half_avx2(norm, i2));
@@ -682,6 +697,27 @@ static int use_avx2(void) {
     return known;
 }
 #endif
+
+/* memcpy for the short runs of staging (a few dozen bytes): overlapping fixed-size moves, where the compiler
+ * would otherwise inline `rep movs`, whose start-up cost dominates such copies on some processors. */
+static inline void copy_short(char *restrict dst, const char *restrict src, size_t n) {
+    if (n >= 16) {
+        size_t q = 0;
+        for (; q + 16 <= n; q += 16)
+            memcpy(dst + q, src + q, 16);
+        if (q < n)
+            memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        for (size_t q = 0; q < n; q++)
+            dst[q] = src[q];
+    }
+}
 
 /* The common case in one pass: 8-bit planes, one tap of weight one per axis (fragments of a frame at least
  * as large as the view), colour through the lookup tables. Each tile's source runs are staged (see
@@ -719,7 +755,7 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
         const int32_t *ri = rt->index + ro;
         char *buffer = s->stage + p * th * STAGE_MAX_SPAN;
         for (Py_ssize_t dy = 0; dy < th; dy++)
-            memcpy(buffer + dy * span[p], pl->data + (Py_ssize_t)ri[dy] * pl->s0 + lo, (size_t)span[p]);
+            copy_short(buffer + dy * span[p], pl->data + (Py_ssize_t)ri[dy] * pl->s0 + lo, (size_t)span[p]);
         stage[p] = (const uint8_t *)buffer;
     }
     const Py_ssize_t cs = channel_stride(job), ys = job->out_s[3], xs = job->out_s[4];
@@ -735,6 +771,22 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
                           cs % item == 0;
 #if HAVE_AVX2_PATH
     const int vector = fast_rows && use_avx2();
+    /* Byte shuffles picking each 8-pixel block's chroma out of the 16 bytes from its first column, when
+     * every block's columns fit (always for 4:2:0 and 4:2:2 fragments). */
+    uint8_t *shuffle = NULL;
+    if (vector) {
+        shuffle = s->shuffle;
+        for (Py_ssize_t q = 0; shuffle && q + 8 <= tw; q += 8) {
+            for (Py_ssize_t e = 0; e < 8; e++) {
+                int32_t d = r1[q + e] - r1[q];
+                if (d < 0 || d > 15) {
+                    shuffle = NULL;
+                    break;
+                }
+                shuffle[q + e] = (uint8_t)d;
+            }
+        }
+    }
 #endif
     for (Py_ssize_t dy = 0; dy < th; dy++) {
         const uint8_t *restrict a = stage[0] + dy * span[0], *restrict b = stage[1] + dy * span[1],
@@ -752,7 +804,8 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
             Py_ssize_t done = 0;
 #if HAVE_AVX2_PATH
             if (vector)
-                done = colour_row_f32_avx2(lut, (const float *)lut->norm[0], a, b, c - b, r1, tw, (float *)d0, cs / 4);
+                done = colour_row_f32_avx2(lut, (const float *)lut->norm[0], a, b, c - b, r1, shuffle, tw, (float *)d0,
+                                           cs / 4);
 #endif
             colour_row_f32(lut, (const float *)lut->norm[0], a + done, b, c - b, r1 + done, tw - done,
                            (float *)d0 + done, cs / 4);
@@ -760,8 +813,8 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
             Py_ssize_t done = 0;
 #if HAVE_AVX2_PATH
             if (vector)
-                done = colour_row_f16_avx2(lut, (const uint16_t *)lut->norm[0], a, b, c - b, r1, tw, (uint16_t *)d0,
-                                           cs / 2);
+                done = colour_row_f16_avx2(lut, (const uint16_t *)lut->norm[0], a, b, c - b, r1, shuffle, tw,
+                                           (uint16_t *)d0, cs / 2);
 #endif
             colour_row_f16(lut, (const uint16_t *)lut->norm[0], a + done, b, c - b, r1 + done, tw - done,
                            (uint16_t *)d0 + done, cs / 2);
@@ -846,7 +899,8 @@ static int run_job(const frame_job *job) {
     s.vertical = malloc((size_t)job->tile_w * sizeof(uint64_t));
     s.stage = malloc((size_t)(3 * job->tile_h) * STAGE_MAX_SPAN + GATHER_PAD);
     s.rel = malloc((size_t)(3 * job->tile_w) * sizeof(int32_t));
-    if (!s.values || !s.col_offset || !s.vertical || !s.stage || !s.rel)
+    s.shuffle = malloc((size_t)job->tile_w + 8);
+    if (!s.values || !s.col_offset || !s.vertical || !s.stage || !s.rel || !s.shuffle)
         goto done;
     for (Py_ssize_t u = 0; u < job->num_uses; u++) {
         char *dst = image_origin(job, job->use_n[u], job->use_t[u]);
@@ -865,6 +919,7 @@ done:
     free(s.horizontal);
     free(s.stage);
     free(s.rel);
+    free(s.shuffle);
     if (use_lut)
         free_colour_lut(&lut);
     return status;

@@ -489,7 +489,11 @@ static int build_colour_lut(const frame_job *job, colour_lut *lut) {
         lut->norm[c] = at;
         for (int32_t v = low[c]; v <= high[c]; v++, at += item) {
             int32_t clamped = job->is_rgb ? (v >> (job->bit_depth - 8)) : (v < 0 ? 0 : (v > 255 ? 255 : v));
-            memcpy(at, (const char *)job->table + (c * 256 + clamped) * item, (size_t)item);
+            const char *entry = (const char *)job->table + (c * 256 + clamped) * item;
+            if (item == 4) /* constant sizes: a variable one becomes a slow `rep movsb` per entry */
+                memcpy(at, entry, 4);
+            else
+                memcpy(at, entry, 2);
         }
     }
     for (int t = 0; t < 5; t++)

@@ -154,6 +154,8 @@ typedef struct {
     int64_t coef[7];
     const void *table; /* [3][256] float32 or float16 bits */
     int half;
+    int has_affine;      /* the caller said table[c][v] = float32((v - mean[c]) / std[c]) */
+    double mean[3], std[3];
     char *out;
     Py_ssize_t out_s[5];
     int channels_first;
@@ -424,6 +426,11 @@ typedef struct {
     /* The same folded terms as formulas, for the vector path: [y0, mid, cy, crv, cgu, cgv, cbu, half,
      * off0 << 16, off1 << 16, off2 << 16]; every product and sum of them fits int32 when `packed`. */
     int32_t folded[11];
+    /* float32 output only: float32(fma(v, scale[c], shift[c])) reproduces table[c][v] for every v in 0..255
+     * (checked entry by entry against the caller's table when the LUT is built), so the vector path can
+     * compute the normalisation instead of gathering it. */
+    int affine;
+    double scale[3], shift[3];
 } colour_lut;
 
 static void free_colour_lut(colour_lut *lut);
@@ -539,6 +546,18 @@ static int build_colour_lut(const frame_job *job, colour_lut *lut) {
             lut->folded[7] = 1 << 15;
             for (int c = 0; c < 3; c++)
                 lut->folded[8 + c] = (int32_t)(off[c] << 16);
+            if (job->has_affine && !job->half) {
+                lut->affine = 1;
+                for (int c = 0; c < 3 && lut->affine; c++) {
+                    lut->scale[c] = 1.0 / job->std[c];
+                    lut->shift[c] = -job->mean[c] / job->std[c];
+                    for (int v = 0; v < 256 && lut->affine; v++) {
+                        float f = (float)__builtin_fma((double)v, lut->scale[c], lut->shift[c]), want;
+                        memcpy(&want, (const char *)job->table + (c * 256 + v) * 4, 4);
+                        lut->affine = memcmp(&f, &want, 4) == 0;
+                    }
+                }
+            }
         }
     }
     return 1;
@@ -653,6 +672,37 @@ static inline __attribute__((target("avx2"))) void colour_indices_avx2(const col
     *i2 = _mm256_srai_epi32(_mm256_add_epi32(y, b), 16);
 }
 
+/* Channel values (int32 lanes, unclamped) -> float32(fma(clamp(v, 0, 255), scale, shift)). */
+static inline __attribute__((target("avx2,fma"))) __m256 affine_avx2(__m256i value, __m256d scale, __m256d shift) {
+    value = _mm256_min_epi32(_mm256_max_epi32(value, _mm256_setzero_si256()), _mm256_set1_epi32(255));
+    __m128 lo = _mm256_cvtpd_ps(_mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(value)), scale, shift));
+    __m128 hi = _mm256_cvtpd_ps(_mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(value, 1)), scale, shift));
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+static __attribute__((target("avx2,fma"))) Py_ssize_t colour_row_affine_avx2(const colour_lut *lut,
+                                                                        const uint8_t *luma, const uint8_t *chroma,
+                                                                        Py_ssize_t v_offset, const int32_t *column,
+                                                                        const uint8_t *shuffle, Py_ssize_t tw,
+                                                                        float *out, Py_ssize_t plane) {
+    const __m256d s0 = _mm256_set1_pd(lut->scale[0]), s1 = _mm256_set1_pd(lut->scale[1]),
+                  s2 = _mm256_set1_pd(lut->scale[2]), h0 = _mm256_set1_pd(lut->shift[0]),
+                  h1 = _mm256_set1_pd(lut->shift[1]), h2 = _mm256_set1_pd(lut->shift[2]);
+    /* The folded indices carry each channel's block offset (folded[8 + c] = off[c] << 16): take it back. */
+    const __m256i o0 = _mm256_set1_epi32(lut->folded[8] >> 16), o1 = _mm256_set1_epi32(lut->folded[9] >> 16),
+                  o2 = _mm256_set1_epi32(lut->folded[10] >> 16);
+    Py_ssize_t dx = 0;
+    for (; dx + 8 <= tw; dx += 8) {
+        __m256i i0, i1, i2;
+        colour_indices_avx2(lut, luma + dx, chroma, v_offset, column + dx, shuffle ? shuffle + dx : NULL, &i0,
+                            &i1, &i2);
+        _mm256_storeu_ps(out + dx, affine_avx2(_mm256_sub_epi32(i0, o0), s0, h0));
+        _mm256_storeu_ps(out + dx + plane, affine_avx2(_mm256_sub_epi32(i1, o1), s1, h1));
+        _mm256_storeu_ps(out + dx + 2 * plane, affine_avx2(_mm256_sub_epi32(i2, o2), s2, h2));
+    }
+    return dx;
+}
+
 static __attribute__((target("avx2"))) Py_ssize_t colour_row_f32_avx2(const colour_lut *lut, const float *norm,
                                                                       const uint8_t *luma, const uint8_t *chroma,
                                                                       Py_ssize_t v_offset, const int32_t *column,
@@ -696,7 +746,8 @@ static int use_avx2(void) {
     static int known = -1;
     if (known < 0) {
         const char *off = getenv("EDGEVQA_NATIVE_NO_AVX2"); /* tests compare both paths */
-        known = (off && *off && *off != '0') ? 0 : (__builtin_cpu_supports("avx2") ? 1 : 0);
+        known = (off && *off && *off != '0') ? 0
+                : (__builtin_cpu_supports("avx2") ? (__builtin_cpu_supports("fma") ? 2 : 1) : 0);
     }
     return known;
 }
@@ -807,7 +858,9 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
         if (fast_rows && item == 4) {
             Py_ssize_t done = 0;
 #if HAVE_AVX2_PATH
-            if (vector)
+            if (vector && lut->affine && use_avx2() == 2)
+                done = colour_row_affine_avx2(lut, a, b, c - b, r1, shuffle, tw, (float *)d0, cs / 4);
+            else if (vector)
                 done = colour_row_f32_avx2(lut, (const float *)lut->norm[0], a, b, c - b, r1, shuffle, tw, (float *)d0,
                                            cs / 4);
 #endif
@@ -976,22 +1029,24 @@ static int check_tap_range(const taps_desc *t, Py_ssize_t g, Py_ssize_t limit, c
 
 PyDoc_STRVAR(sample_frame_doc,
 "sample_frame(planes, out, slot, slots, tap_group, taps, coefficients, is_rgb, bit_depth, table,\n"
-"             channels_first)\n"
+"             channels_first, mean_std=None)\n"
 "\n"
 "Low-level binding behind edgevqa.kernels.sample_frame: write every (clip, time) position of `out` that\n"
 "decoded frame `slot` feeds (slots[n, t] == slot). `planes`: 3 two-dimensional uint8 (8-bit) or uint16\n"
 "buffers, any strides. `taps`: the 8 int32 C-contiguous [G, gh, gw, L, K] arrays (luma rows index/weight,\n"
 "luma cols, chroma rows, chroma cols). `coefficients`: int32 [7] (colour.py). `table`: [3, 256] float32 or\n"
 "float16, same dtype as `out`. `out`: writable 5-D NCTHW (channels_first) or NTCHW, any strides.\n"
+"`mean_std`: optional (mean0, mean1, mean2, std0, std1, std2) the table was made from; used only where\n"
+"computing float32(fma(v, 1/std, -mean/std)) reproduces every table entry bit for bit.\n"
 "Raises edgevqa.errors.KernelError on any inconsistency; releases the GIL while it works.");
 
 static PyObject *sample_frame(PyObject *self, PyObject *args) {
-    PyObject *planes_obj, *out_obj, *slots_obj, *group_obj, *taps_obj, *coef_obj, *table_obj;
+    PyObject *planes_obj, *out_obj, *slots_obj, *group_obj, *taps_obj, *coef_obj, *table_obj, *affine_obj = Py_None;
     Py_ssize_t slot;
     int is_rgb, bit_depth, channels_first;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOnOOOOpiOp:sample_frame", &planes_obj, &out_obj, &slot, &slots_obj, &group_obj,
-                          &taps_obj, &coef_obj, &is_rgb, &bit_depth, &table_obj, &channels_first)) {
+    if (!PyArg_ParseTuple(args, "OOnOOOOpiOp|O:sample_frame", &planes_obj, &out_obj, &slot, &slots_obj, &group_obj,
+                          &taps_obj, &coef_obj, &is_rgb, &bit_depth, &table_obj, &channels_first, &affine_obj)) {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         PyObject *text = value ? PyObject_Str(value) : NULL;
@@ -1158,6 +1213,27 @@ static PyObject *sample_frame(PyObject *self, PyObject *args) {
             goto fail;
         }
         job.table = tv->buf;
+    }
+    if (affine_obj != Py_None) {
+        /* (mean0, mean1, mean2, std0, std1, std2): only a hint, every table entry is checked against it */
+        double values[6];
+        PyObject *seq = PySequence_Fast(affine_obj, "mean_std must be a sequence");
+        int ok = seq && PySequence_Fast_GET_SIZE(seq) == 6;
+        for (int q = 0; ok && q < 6; q++) {
+            values[q] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, q));
+            ok = !(values[q] == -1.0 && PyErr_Occurred());
+        }
+        Py_XDECREF(seq);
+        if (!ok) {
+            PyErr_Clear();
+            PyErr_SetString(kernel_error, "mean_std must be a sequence of 6 floats (3 means, 3 standard deviations)");
+            goto fail;
+        }
+        job.has_affine = 1;
+        for (int c = 0; c < 3; c++) {
+            job.mean[c] = values[c];
+            job.std[c] = values[3 + c];
+        }
     }
 
     /* The positions this frame feeds, each checked against the planes before any memory is read. */

@@ -54,6 +54,13 @@ def _table(mean: tuple[float, ...], std: tuple[float, ...], dtype: str) -> np.nd
     return table
 
 
+@lru_cache(maxsize=32)
+def _mean_std(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[float, ...]:
+    """The table's parameters, which let the kernel compute the normalisation where that reproduces every
+    table entry bit for bit (it checks all 768)."""
+    return tuple(float(m) for m in mean) + tuple(float(s) for s in std)
+
+
 def plan_arrays(plan: SamplePlan) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
     """``(slots, tap_group, taps)`` as the C-contiguous int32 arrays the kernels take (no copy when they are)."""
     taps = []
@@ -88,7 +95,8 @@ def sample_frame(planes: Sequence[np.ndarray], plan: SamplePlan, slot: int, conv
     view = plan.view
     coefficients = np.ascontiguousarray(conversion.coefficients, dtype=np.int32)
     _native.sample_frame(planes, out, int(slot), slots, tap_group, taps, coefficients, bool(conversion.is_rgb),
-                         int(conversion.bit_depth), _table(view.mean, view.std, view.dtype), view.layout == "NCTHW")
+                         int(conversion.bit_depth), _table(view.mean, view.std, view.dtype), view.layout == "NCTHW",
+                         _mean_std(view.mean, view.std))
 
 
 def sample(frames: Sequence[Sequence[np.ndarray]], plan: SamplePlan, conversion: ColourConversion,

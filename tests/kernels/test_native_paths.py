@@ -1,0 +1,104 @@
+"""The C kernel's fast paths (AVX2 rows, computed normalisation) against the NumPy reference, bit for bit.
+
+The small views of test_native.py have tiles narrower than the 8 pixels the AVX2 rows work on, so these
+tests use fragment views with tile widths around and above 8 (vector blocks plus scalar tails), odd means and
+standard deviations, and compare the vector build with the scalar one (EDGEVQA_NATIVE_NO_AVX2=1).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgevqa.kernels import reference
+from edgevqa.manifest import ViewSpec
+from edgevqa.sampling import make_plan
+
+from kernel_inputs import make_frame, same_bits, sentinel_out, video_info
+
+native = pytest.importorskip("edgevqa.kernels.native", reason="the C kernel is not built (no C compiler at install)")
+
+PATCH_WIDTHS = (8, 13, 16, 21, 32)
+NORMALISATIONS = [
+    ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # ImageNet, in 0..255 units
+    ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+    ((127.5, -3.25, 1e6), (0.1, 7.0, 3e-3)),  # a negative mean, a huge one, a small standard deviation
+    ((0.1 + 0.2, 1 / 3, 2 / 3), (1 / 7, 3.0, 1e-30)),  # 1e-30: float32 overflow to inf
+]
+
+
+def fragments_view(patch_w: int, mean, std, dtype: str, layout: str = "NCTHW") -> ViewSpec:
+    return ViewSpec(kind="fragments", grid=(2, 3), patch=(5, patch_w), size=(10, 3 * patch_w), num_clips=1,
+                    clip_len=3, frame_interval=1, aligned=1, mean=mean, std=std, dtype=dtype, layout=layout)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("patch_w", PATCH_WIDTHS)
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv422p", "yuv444p", "nv12"])
+def test_wide_tiles_match_the_reference(fmt, patch_w, dtype):
+    rng = np.random.default_rng([patch_w, len(fmt), len(dtype)])
+    height, width = 2 * int(rng.integers(30, 60)) + 1, 2 * int(rng.integers(60, 120)) + 1
+    planes, conversion, info = make_frame(fmt, height, width, rng)
+    for mean, std in NORMALISATIONS:
+        with np.errstate(all="ignore"):
+            plan = make_plan(fragments_view(patch_w, mean, std, dtype), video_info(num_frames=9, **info), seed=3)
+            want, got = sentinel_out(plan), sentinel_out(plan)
+            for slot in range(len(plan.frame_indices)):
+                reference.sample_frame(planes, plan, slot, conversion, want)
+                native.sample_frame(planes, plan, slot, conversion, got)
+        assert same_bits(got, want), (mean, std)
+
+
+def test_a_wrong_mean_std_hint_never_changes_the_output():
+    """The hint is checked against every table entry; a table it does not reproduce is used as it is."""
+    from edgevqa.kernels import _native
+
+    rng = np.random.default_rng(11)
+    planes, conversion, info = make_frame("yuv420p", 81, 163, rng)
+    plan = make_plan(fragments_view(16, *NORMALISATIONS[0], "float32"), video_info(num_frames=9, **info), seed=1)
+    slots, groups, taps = native.plan_arrays(plan)
+    table = native._table(plan.view.mean, plan.view.std, "float32")
+    coef = np.asarray(conversion.coefficients, np.int32)
+    want = sentinel_out(plan)
+    reference.sample_frame(planes, plan, 0, conversion, want)
+    for hint in [None, native._mean_std(plan.view.mean, plan.view.std), (0.0,) * 3 + (1.0,) * 3,
+                 tuple(np.nextafter(native._mean_std(plan.view.mean, plan.view.std), np.inf))]:
+        got = sentinel_out(plan)
+        _native.sample_frame(planes, got, 0, slots, groups, taps, coef, False, 8, table, True, hint)
+        assert same_bits(got, want), hint
+
+
+_SCALAR_VS_VECTOR = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from kernel_inputs import make_frame, video_info
+from test_native_paths import fragments_view, NORMALISATIONS
+from edgevqa.kernels import native
+from edgevqa.sampling import make_plan
+parts = []
+for fmt in ("yuv420p", "yuv444p", "nv12"):
+    for dtype in ("float32", "float16"):
+        for width in (8, 21, 32):
+            rng = np.random.default_rng(width)
+            planes, conversion, info = make_frame(fmt, 71, 151, rng)
+            plan = make_plan(fragments_view(width, *NORMALISATIONS[0], dtype), video_info(num_frames=5, **info), seed=2)
+            out = np.zeros(plan.output_shape, np.dtype(dtype))
+            native.sample(planes_list := [planes] * len(plan.frame_indices), plan, conversion, out)
+            parts.append(out.view(np.uint8).ravel())
+sys.stdout.buffer.write(np.concatenate(parts).tobytes())
+"""
+
+
+def test_the_avx2_and_scalar_builds_agree():
+    code = _SCALAR_VS_VECTOR.format(tests=str(Path(__file__).parent))
+    outputs = []
+    for scalar in ("0", "1"):
+        env = dict(os.environ, EDGEVQA_NATIVE_NO_AVX2=scalar)
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
+        outputs.append(result.stdout)
+    assert len(outputs[0]) > 0 and outputs[0] == outputs[1]

@@ -18,6 +18,7 @@ class BuildNative(build_ext):
         if self.compiler.compiler_type == "unix":
             for ext in self.extensions:
                 ext.extra_compile_args = UNIX_FLAGS + list(ext.extra_compile_args or [])
+                ext.libraries = list(ext.libraries or []) + ["m"]  # fma() when the LUT checks the hint
         elif self.compiler.compiler_type == "msvc":
             for ext in self.extensions:
                 ext.extra_compile_args = ["/O2"] + list(ext.extra_compile_args or [])

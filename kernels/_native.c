@@ -21,6 +21,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,13 +366,17 @@ static __attribute__((noinline)) void values_to_rgb(const frame_job *job, const 
 }
 
 /* Whether YUV -> RGB can run in int32: bounds every partial sum over channel values in 0..max_value. */
+static inline double max_double(double a, double b) { return a > b ? a : b; }
+
 static int conversion_fits_int32(const int64_t *k, int32_t max_value) {
-    int64_t y_span = llabs(k[0]) > llabs(max_value - k[0]) ? llabs(k[0]) : llabs(max_value - k[0]);
-    int64_t c_span = llabs(k[1]) > llabs(max_value - k[1]) ? llabs(k[1]) : llabs(max_value - k[1]);
-    int64_t y_term = llabs(k[2]) * y_span + (1 << 15);
-    int64_t worst = y_term + (llabs(k[4]) + llabs(k[5])) * c_span;
-    if (y_term + llabs(k[3]) * c_span > worst) worst = y_term + llabs(k[3]) * c_span;
-    if (y_term + llabs(k[6]) * c_span > worst) worst = y_term + llabs(k[6]) * c_span;
+    /* In double: the bounds of extreme coefficients reach 2**64 (signed overflow in int64); every value that
+     * decides the answer (below 2**31) is exact, and larger ones only need to stay larger. */
+    const double y_span = max_double(fabs((double)k[0]), fabs((double)max_value - (double)k[0]));
+    const double c_span = max_double(fabs((double)k[1]), fabs((double)max_value - (double)k[1]));
+    const double y_term = fabs((double)k[2]) * y_span + (1 << 15);
+    double worst = y_term + (fabs((double)k[4]) + fabs((double)k[5])) * c_span;
+    worst = max_double(worst, y_term + fabs((double)k[3]) * c_span);
+    worst = max_double(worst, y_term + fabs((double)k[6]) * c_span);
     return worst < INT32_MAX && y_span < INT32_MAX && c_span < INT32_MAX;
 }
 

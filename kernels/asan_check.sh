@@ -14,10 +14,11 @@ suffix=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUF
 library="$build/_native$suffix"
 "$CC" -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -std=gnu11 \
     -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -shared -fPIC -I"$include" \
-    kernels/_native.c -o "$library"
+    kernels/_native.c -o "$library" -lm
 libasan=$("$CC" -print-file-name=libasan.so)
 export EDGEVQA_NATIVE_LIBRARY="$library" LD_PRELOAD="$libasan"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 "$PYTHON" -c "import edgevqa.kernels.native as n; assert n._native.__file__ == '$library', n._native.__file__; print('sanitized build:', n._native.__file__)"
-"$PYTHON" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py "$@"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py \
+    tests/kernels/test_native_paths.py "$@"

@@ -4,8 +4,10 @@
  * docstring of runtime/sampling.py, the fixed-point YUV -> RGB of kernels/colour.py, then a normalisation
  * table lookup. Every sum and product here is done modulo 2**64 and every shift is arithmetic, exactly what
  * NumPy's int64 does, so the output matches the reference bit for bit for any int32 weights and
- * coefficients, not only for the well-behaved ones make_plan produces. No float arithmetic is done: float32
- * and float16 outputs are copied from the table (float16 as its 16-bit pattern).
+ * coefficients, not only for the well-behaved ones make_plan produces. Outputs are copied from the
+ * normalisation table (float16 as its 16-bit pattern), except on the AVX2 path for float32 when the caller
+ * passes the table's mean and std and float32(fma(v, 1/std, -mean/std)) equals every one of the 768 table
+ * entries bit for bit (checked on each call before it is used): then the same values are computed.
  *
  * Design follows sampling.md section 5 (convert only the kept pixels) and the PyAV / pytorch
  * extension-cpp pattern of a thin binding that validates everything, then releases the GIL for the work.
@@ -14,7 +16,9 @@
  *
  * Paths, fastest first (each produces the reference's integers, so the choice never changes a bit):
  * - fused_identity_tile: 8-bit planes, one tap of weight one per axis (fragments of frames at least as large
- *   as the view), colour through lookup tables: stage the tile's source runs, then one pass per output row;
+ *   as the view), colour through lookup tables: stage the tile's source runs, then one pass per output row,
+ *   8 pixels at a time with AVX2 where the processor has it (chosen at run time; EDGEVQA_NATIVE_NO_AVX2=1
+ *   forces the scalar rows, which give the same bits);
  * - apply_taps_tile's identity branch, then the tables (other bit depths up to 10, strided views);
  * - the general separable filter (resize taps, any K and weights) and multiply-and-clamp colour.
  */

@@ -21,6 +21,7 @@ import numpy as np
 from edgevqa.errors import KernelError
 from edgevqa.sampling import SamplePlan
 
+from . import reference
 from .colour import ColourConversion, normalisation_table
 
 
@@ -102,10 +103,4 @@ def sample_frame(planes: Sequence[np.ndarray], plan: SamplePlan, slot: int, conv
 def sample(frames: Sequence[Sequence[np.ndarray]], plan: SamplePlan, conversion: ColourConversion,
            out: np.ndarray | None = None) -> np.ndarray:
     """Apply ``plan`` to ``frames`` (the planes of each of ``plan.frame_indices``, in order)."""
-    if len(frames) != len(plan.frame_indices):
-        raise KernelError(f"the plan reads {len(plan.frame_indices)} frames, {len(frames)} were given")
-    if out is None:
-        out = np.empty(plan.output_shape, dtype=np.dtype(plan.view.dtype))
-    for slot, planes in enumerate(frames):
-        sample_frame(planes, plan, slot, conversion, out)
-    return out
+    return reference.sample(frames, plan, conversion, out, frame_kernel=sample_frame)

@@ -110,12 +110,16 @@ def sample_frame(planes: Sequence[np.ndarray], plan: SamplePlan, slot: int, conv
 
 
 def sample(frames: Sequence[Sequence[np.ndarray]], plan: SamplePlan, conversion: ColourConversion,
-           out: np.ndarray | None = None) -> np.ndarray:
-    """Apply ``plan`` to ``frames`` (the planes of each of ``plan.frame_indices``, in order)."""
+           out: np.ndarray | None = None, frame_kernel=None) -> np.ndarray:
+    """Apply ``plan`` to ``frames`` (the planes of each of ``plan.frame_indices``, in order).
+
+    ``frame_kernel`` (default: this module's `sample_frame`) lets other implementations reuse the loop.
+    """
+    frame_kernel = frame_kernel or sample_frame
     if len(frames) != len(plan.frame_indices):
         raise KernelError(f"the plan reads {len(plan.frame_indices)} frames, {len(frames)} were given")
     if out is None:
         out = np.empty(plan.output_shape, dtype=np.dtype(plan.view.dtype))
     for slot, planes in enumerate(frames):
-        sample_frame(planes, plan, slot, conversion, out)
+        frame_kernel(planes, plan, slot, conversion, out)
     return out

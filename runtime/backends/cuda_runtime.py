@@ -79,8 +79,11 @@ def gpu_facts(cudart: Any, index: int) -> GpuFacts:
                     total_memory=int(props.totalGlobalMem))
 
 
-class DeviceBuffer:
-    """A ``cudaMalloc`` allocation that grows on demand (never shrinks)."""
+class _GrowingAllocation:
+    """A CUDA allocation that grows on demand (never shrinks); subclasses name the allocate/free calls."""
+
+    _allocate = ""
+    _release = ""
 
     def __init__(self, cudart: Any):
         self._cudart = cudart
@@ -90,30 +93,27 @@ class DeviceBuffer:
     def ensure(self, nbytes: int) -> int:
         if nbytes > self.nbytes:
             self.free()
-            self.ptr = int(check(self._cudart, self._cudart.cudaMalloc(max(nbytes, 256)), "cudaMalloc"))
-            self.nbytes = max(nbytes, 256)
+            size = max(nbytes, 256)
+            self.ptr = int(check(self._cudart, getattr(self._cudart, self._allocate)(size), self._allocate))
+            self.nbytes = size
         return self.ptr
 
     def free(self) -> None:
         if self.ptr:
-            check(self._cudart, self._cudart.cudaFree(self.ptr), "cudaFree")
+            check(self._cudart, getattr(self._cudart, self._release)(self.ptr), self._release)
             self.ptr, self.nbytes = 0, 0
 
 
-class PinnedBuffer:
+class DeviceBuffer(_GrowingAllocation):
+    """A ``cudaMalloc`` allocation that grows on demand (never shrinks)."""
+
+    _allocate, _release = "cudaMalloc", "cudaFree"
+
+
+class PinnedBuffer(_GrowingAllocation):
     """A page-locked host allocation (``cudaMallocHost``) viewed as NumPy arrays; grows on demand."""
 
-    def __init__(self, cudart: Any):
-        self._cudart = cudart
-        self.ptr = 0
-        self.nbytes = 0
-
-    def ensure(self, nbytes: int) -> int:
-        if nbytes > self.nbytes:
-            self.free()
-            self.ptr = int(check(self._cudart, self._cudart.cudaMallocHost(max(nbytes, 256)), "cudaMallocHost"))
-            self.nbytes = max(nbytes, 256)
-        return self.ptr
+    _allocate, _release = "cudaMallocHost", "cudaFreeHost"
 
     def view(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """An array over the first bytes of the buffer (valid until the buffer grows or is freed)."""
@@ -122,11 +122,6 @@ class PinnedBuffer:
         self.ensure(nbytes)
         raw = (ctypes.c_uint8 * max(nbytes, 1)).from_address(self.ptr)
         return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
-
-    def free(self) -> None:
-        if self.ptr:
-            check(self._cudart, self._cudart.cudaFreeHost(self.ptr), "cudaFreeHost")
-            self.ptr, self.nbytes = 0, 0
 
 
 def cuda_array_pointer(value: Any) -> tuple[int, tuple[int, ...], np.dtype] | None:

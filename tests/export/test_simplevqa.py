@@ -8,7 +8,6 @@ layouts and parameter names do not depend on the input size.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -4,7 +4,7 @@ import onnx
 import pytest
 
 from edgevqa.errors import ManifestError, ModelError
-from edgevqa.manifest import (ModelManifest, ViewSpec, embed_in_onnx, load_manifest, manifest_from_onnx_model,
+from edgevqa.manifest import (ModelManifest, ViewSpec, embed_in_onnx, load_manifest,
                               read_sidecar, write_sidecar)
 from edgevqa.testing import default_probe_manifest, probe_model_proto
 

@@ -121,6 +121,26 @@ def small_plan(kind: str, info: VideoInfo, layout: str = "NCTHW", dtype: str = "
     return make_plan(view, info, seed=seed, mode=mode)
 
 
+def random_view_case(rng: np.random.Generator, fmt: str, kind: str, max_half_size: int):
+    """A random odd-sized frame of ``fmt`` (random stride variant) and a ``kind`` plan for it, random layout
+    and dtype: ``(planes, plan, conversion)``. Shared by the device tests so every device sees the same cases."""
+    height, width = (int(v) * 2 + 1 for v in rng.integers(6, max_half_size, size=2))
+    variant = STRIDE_VARIANTS[int(rng.integers(0, len(STRIDE_VARIANTS)))]
+    planes, conversion, info = make_frame(fmt, height, width, rng, variant, over_range=bool(rng.integers(0, 2)))
+    layout, dtype = ("NCTHW", "NTCHW")[int(rng.integers(0, 2))], ("float32", "float16")[int(rng.integers(0, 2))]
+    plan = small_plan(kind, video_info(num_frames=int(rng.integers(3, 60)), **info), layout, dtype,
+                      seed=int(rng.integers(0, 1000)))
+    return planes, plan, conversion
+
+
+def random_raw_case(rng: np.random.Generator, case: int, extreme: bool):
+    """Case ``case`` of a random-taps sweep: ``(planes, plan, conversion)`` with arbitrary tap tables."""
+    fmt = ("yuv420p", "yuv420p10", "rgb24", "nv12")[case % 4]
+    planes, conversion, _ = make_frame(fmt, int(rng.integers(1, 25)), int(rng.integers(1, 25)), rng)
+    plan = random_raw_plan(rng, planes, extreme, ("NCTHW", "NTCHW")[case % 2], ("float32", "float16")[case % 3 % 2])
+    return planes, plan, conversion
+
+
 def random_raw_plan(rng: np.random.Generator, planes, extreme_weights: bool = False, layout: str = "NCTHW",
                     dtype: str = "float32") -> SamplePlan:
     """A plan with arbitrary taps (any K, any int32 weights), slots and tap groups: the arithmetic's corners."""

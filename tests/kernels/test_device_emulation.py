@@ -22,7 +22,7 @@ from edgevqa.kernels import device, reference
 from edgevqa.manifest import ViewSpec
 from edgevqa.sampling import make_plan
 
-from kernel_inputs import (FORMATS, SMALL_VIEWS, STRIDE_VARIANTS, make_frame, random_raw_plan, same_bits,
+from kernel_inputs import (FORMATS, SMALL_VIEWS, make_frame, random_raw_case, random_view_case, same_bits,
                            sentinel_out, small_plan, video_info)
 
 SOURCE = Path(device.__file__).resolve().parent / "cuda" / "sample.cu"
@@ -142,12 +142,7 @@ def test_parameter_block_layout_matches_the_kernel(emulator):
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_every_format_and_view_kind(emulator, fmt, kind):
     rng = np.random.default_rng([len(fmt), len(kind), 2])
-    height, width = (int(v) * 2 + 1 for v in rng.integers(6, 30, size=2))
-    variant = STRIDE_VARIANTS[int(rng.integers(0, len(STRIDE_VARIANTS)))]
-    planes, conversion, info = make_frame(fmt, height, width, rng, variant, over_range=bool(rng.integers(0, 2)))
-    layout, dtype = ("NCTHW", "NTCHW")[int(rng.integers(0, 2))], ("float32", "float16")[int(rng.integers(0, 2))]
-    plan = small_plan(kind, video_info(num_frames=int(rng.integers(3, 60)), **info), layout, dtype,
-                      seed=int(rng.integers(0, 1000)))
+    planes, plan, conversion = random_view_case(rng, fmt, kind, max_half_size=30)
     assert_emulation_matches(emulator, planes, plan, conversion)
 
 
@@ -155,9 +150,7 @@ def test_every_format_and_view_kind(emulator, fmt, kind):
 def test_random_taps_and_weights(emulator, extreme):
     rng = np.random.default_rng(31 + extreme)
     for case in range(20):
-        fmt = ("yuv420p", "yuv420p10", "rgb24", "nv12")[case % 4]
-        planes, conversion, _ = make_frame(fmt, int(rng.integers(1, 25)), int(rng.integers(1, 25)), rng)
-        plan = random_raw_plan(rng, planes, extreme, ("NCTHW", "NTCHW")[case % 2], ("float32", "float16")[case % 3 % 2])
+        planes, plan, conversion = random_raw_case(rng, case, extreme)
         assert_emulation_matches(emulator, planes, plan, conversion)
 
 

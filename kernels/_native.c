@@ -950,16 +950,99 @@ static void copy_image(const frame_job *job, const char *src, char *dst) {
     }
 }
 
+/* ------------------------------------------------------------------------------------ table cache */
+
+/* Building the tables costs about as much as sampling a fifth of a FAST-VQA frame, and a video's frames all
+ * ask for the same ones, so the last few are kept, keyed by everything build_colour_lut reads. Only touched
+ * with the GIL held; an entry pushed out while a call still uses it is freed when that call gives it back. */
+#define LUT_CACHE_SIZE 8
+
+typedef struct {
+    int is_rgb, bit_depth, half, has_affine;
+    int64_t coef[7];
+    double mean[3], std[3];
+    unsigned char table[3 * 256 * 4];
+} lut_key;
+
+typedef struct {
+    lut_key key;
+    colour_lut lut;
+    int usable; /* build_colour_lut said 1 */
+    int evicted;
+    Py_ssize_t users;
+} lut_entry;
+
+static lut_entry *lut_cache[LUT_CACHE_SIZE];
+
+static void make_lut_key(const frame_job *job, lut_key *key) {
+    memset(key, 0, sizeof *key); /* padding included: keys are compared with memcmp */
+    key->is_rgb = job->is_rgb;
+    key->bit_depth = job->bit_depth;
+    key->half = job->half;
+    key->has_affine = job->has_affine;
+    memcpy(key->coef, job->coef, sizeof key->coef);
+    if (job->has_affine) {
+        memcpy(key->mean, job->mean, sizeof key->mean);
+        memcpy(key->std, job->std, sizeof key->std);
+    }
+    memcpy(key->table, job->table, (size_t)(3 * 256 * (job->half ? 2 : 4)));
+}
+
+static void free_lut_entry(lut_entry *e) {
+    if (e->usable)
+        free_colour_lut(&e->lut);
+    free(e);
+}
+
+/* The job's tables, found or built (GIL held), or NULL on allocation failure; `usable` says whether the job
+ * can use them. Give the entry back with release_lut (GIL held). */
+static lut_entry *acquire_lut(const frame_job *job) {
+    lut_entry *e = malloc(sizeof *e);
+    if (!e)
+        return NULL;
+    make_lut_key(job, &e->key);
+    for (int q = 0; q < LUT_CACHE_SIZE && lut_cache[q]; q++) {
+        lut_entry *hit = lut_cache[q];
+        if (memcmp(&hit->key, &e->key, sizeof e->key) == 0) {
+            free(e);
+            for (int r = q; r > 0; r--) /* most recently used first */
+                lut_cache[r] = lut_cache[r - 1];
+            lut_cache[0] = hit;
+            hit->users++;
+            return hit;
+        }
+    }
+    int built = build_colour_lut(job, &e->lut);
+    if (built < 0) {
+        free(e);
+        return NULL;
+    }
+    e->usable = built;
+    e->evicted = 0;
+    e->users = 1;
+    lut_entry *last = lut_cache[LUT_CACHE_SIZE - 1];
+    if (last) {
+        last->evicted = 1;
+        if (last->users == 0)
+            free_lut_entry(last);
+    }
+    for (int r = LUT_CACHE_SIZE - 1; r > 0; r--)
+        lut_cache[r] = lut_cache[r - 1];
+    lut_cache[0] = e;
+    return e;
+}
+
+static void release_lut(lut_entry *e) {
+    if (--e->users == 0 && e->evicted)
+        free_lut_entry(e);
+}
+
 /* The work, run without the GIL. Returns -1 on allocation failure. */
-static int run_job(const frame_job *job) {
+static int run_job(const frame_job *job, const colour_lut *lut) {
     const Py_ssize_t area = job->tile_h * job->tile_w;
     Py_ssize_t kmax = job->cols[0].k > job->cols[1].k ? job->cols[0].k : job->cols[1].k;
     scratch_space s = {0};
-    colour_lut lut;
     int status = -1;
-    int use_lut = build_colour_lut(job, &lut);
-    if (use_lut < 0)
-        return -1;
     s.values = malloc((size_t)(3 * area) * (sizeof(int32_t) + 1) + 16);
     s.col_offset = malloc((size_t)(job->tile_w * kmax) * sizeof(Py_ssize_t));
     s.vertical = malloc((size_t)job->tile_w * sizeof(uint64_t));
@@ -973,7 +1056,7 @@ static int run_job(const frame_job *job) {
         Py_ssize_t from = job->use_copy_from[u];
         if (from >= 0) {
             copy_image(job, image_origin(job, job->use_n[from], job->use_t[from]), dst);
-        } else if (render_image(job, job->use_g[u], dst, &s, use_lut ? &lut : NULL)) {
+        } else if (render_image(job, job->use_g[u], dst, &s, lut)) {
             goto done;
         }
     }
@@ -986,8 +1069,6 @@ done:
     free(s.stage);
     free(s.rel);
     free(s.shuffle);
-    if (use_lut)
-        free_colour_lut(&lut);
     return status;
 }
 
@@ -1024,6 +1105,14 @@ static int check_tap_range(const taps_desc *t, Py_ssize_t g, Py_ssize_t limit, c
                            const plane_desc *pl) {
     Py_ssize_t count = t->gh * t->gw * t->len * t->k;
     const int32_t *idx = t->index + g * count;
+    /* A branch-free pass first (vectorised by the compiler); the slow search only to name the culprit. */
+    int32_t lowest = INT32_MAX, highest = INT32_MIN;
+    for (Py_ssize_t q = 0; q < count; q++) {
+        lowest = idx[q] < lowest ? idx[q] : lowest;
+        highest = idx[q] > highest ? idx[q] : highest;
+    }
+    if (lowest >= 0 && (Py_ssize_t)highest < limit)
+        return 0;
     for (Py_ssize_t q = 0; q < count; q++) {
         if (idx[q] < 0 || idx[q] >= limit) {
             PyErr_Format(kernel_error,
@@ -1290,9 +1379,15 @@ static PyObject *sample_frame(PyObject *self, PyObject *args) {
     }
 
     int status;
+    lut_entry *lut = acquire_lut(&job);
+    if (!lut) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     Py_BEGIN_ALLOW_THREADS
-    status = run_job(&job);
+    status = run_job(&job, lut->usable ? &lut->lut : NULL);
     Py_END_ALLOW_THREADS
+    release_lut(lut);
     if (status) {
         PyErr_NoMemory();
         goto fail;

@@ -2,7 +2,11 @@
 
 The small views of test_native.py have tiles narrower than the 8 pixels the AVX2 rows work on, so these
 tests use fragment views with tile widths around and above 8 (vector blocks plus scalar tails), odd means and
-standard deviations, and compare the vector build with the scalar one (EDGEVQA_NATIVE_NO_AVX2=1).
+standard deviations, and compare the vector build with the scalar one (EDGEVQA_NATIVE_NO_AVX2=1). The direct
+path (planar 8-bit luma, rows read in place) also gets tiles ending at the plane's last column (its 16-byte
+chroma loads are cut there), outputs at unaligned addresses with padded rows, random normalisations (the
+exact float32 form is checked per table and used only where it reproduces it) and many tables in turn (the
+table cache).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ NORMALISATIONS = [
     ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
     ((127.5, -3.25, 1e6), (0.1, 7.0, 3e-3)),  # a negative mean, a huge one, a small standard deviation
     ((0.1 + 0.2, 1 / 3, 2 / 3), (1 / 7, 3.0, 1e-30)),  # 1e-30: float32 overflow to inf
+    # the float64 fma form reproduces this table, the float32 split form misses an entry (found by search)
+    ((120.22827444143047, 240.80111451251483, 85.769537042719094),
+     (60.253991888488642, 46.091755802320208, 85.768443594113194)),
 ]
 
 
@@ -73,6 +80,73 @@ def test_a_wrong_mean_std_hint_never_changes_the_output():
         assert same_bits(got, want), hint
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("patch_w", PATCH_WIDTHS)
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv422p", "yuv444p", "nv12"])
+def test_tiles_that_end_at_the_last_column(fmt, patch_w, dtype):
+    """A frame as wide as the view: the last tile's chroma blocks reach the plane's last sample, where a full
+    16-byte load would read past the buffer (AddressSanitizer watches these exact-size planes)."""
+    rng = np.random.default_rng([patch_w, len(fmt), 7])
+    planes, conversion, info = make_frame(fmt, 11, 3 * patch_w, rng)
+    plan = make_plan(fragments_view(patch_w, *NORMALISATIONS[0], dtype), video_info(num_frames=9, **info), seed=4)
+    assert plan.luma_cols.index[..., 0].max() == 3 * patch_w - 1
+    want, got = sentinel_out(plan), sentinel_out(plan)
+    for slot in range(len(plan.frame_indices)):
+        reference.sample_frame(planes, plan, slot, conversion, want)
+        native.sample_frame(planes, plan, slot, conversion, got)
+    assert same_bits(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shift", [1, 3, 4])
+def test_outputs_at_unaligned_addresses_with_padded_rows(shift, dtype):
+    rng = np.random.default_rng(shift)
+    planes, conversion, info = make_frame("yuv420p", 61, 127, rng, "padded")
+    plan = make_plan(fragments_view(21, *NORMALISATIONS[0], dtype), video_info(num_frames=9, **info), seed=6)
+    n, c, t, h, w = plan.output_shape
+    flat = np.zeros(n * c * t * h * (w + 3) + shift, np.dtype(dtype))
+    got = flat[shift:].reshape(n, c, t, h, w + 3)[..., :w]  # element offset `shift`, rows 3 elements longer
+    want = sentinel_out(plan)
+    got[...] = want
+    for slot in range(len(plan.frame_indices)):
+        reference.sample_frame(planes, plan, slot, conversion, want)
+        native.sample_frame(planes, plan, slot, conversion, got)
+    assert same_bits(np.ascontiguousarray(got), want)
+
+
+def test_random_normalisations_match_the_reference():
+    rng = np.random.default_rng(2024)
+    planes, conversion, info = make_frame("yuv420p", 23, 67, rng)
+    for case in range(40):
+        scale = 10.0 ** rng.uniform(-3, 3)
+        mean = tuple(float(m) for m in rng.uniform(-300, 300, 3))
+        std = tuple(float(s) for s in scale * rng.uniform(0.1, 10, 3))
+        dtype = ("float32", "float16")[case % 2]
+        with np.errstate(all="ignore"):
+            plan = make_plan(fragments_view(16, mean, std, dtype), video_info(num_frames=4, **info), seed=case)
+            want, got = sentinel_out(plan), sentinel_out(plan)
+            reference.sample_frame(planes, plan, 0, conversion, want)
+            native.sample_frame(planes, plan, 0, conversion, got)
+        assert same_bits(got, want), (mean, std, dtype)
+
+
+def test_many_tables_in_turn():
+    """More (conversion, normalisation, dtype) combinations than the kernel keeps tables for, revisited."""
+    from edgevqa.kernels import yuv_to_rgb_conversion
+
+    rng = np.random.default_rng(5)
+    planes, _, info = make_frame("yuv420p", 21, 35, rng)
+    cases = [(matrix, colour_range, dtype, norm) for matrix in ("bt601", "bt709", "bt2020")
+             for colour_range in ("limited", "full") for dtype in ("float32", "float16") for norm in (0, 1)]
+    for matrix, colour_range, dtype, norm in cases + cases[::-1] + cases[::3]:
+        conversion = yuv_to_rgb_conversion(matrix, colour_range, 8)
+        plan = make_plan(fragments_view(8, *NORMALISATIONS[norm], dtype), video_info(num_frames=4, **info), seed=1)
+        want, got = sentinel_out(plan), sentinel_out(plan)
+        reference.sample_frame(planes, plan, 1, conversion, want)
+        native.sample_frame(planes, plan, 1, conversion, got)
+        assert same_bits(got, want), (matrix, colour_range, dtype, norm)
+
+
 _SCALAR_VS_VECTOR = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
@@ -81,11 +155,11 @@ from test_native_paths import fragments_view, NORMALISATIONS
 from edgevqa.kernels import native
 from edgevqa.sampling import make_plan
 parts = []
-for fmt in ("yuv420p", "yuv444p", "nv12"):
+for fmt in ("yuv420p", "yuv422p", "yuv444p", "nv12"):
     for dtype in ("float32", "float16"):
-        for width in (8, 21, 32):
+        for width, frame_width in ((8, 151), (21, 151), (32, 151), (13, 39)):
             rng = np.random.default_rng(width)
-            planes, conversion, info = make_frame(fmt, 71, 151, rng)
+            planes, conversion, info = make_frame(fmt, 71, frame_width, rng)
             plan = make_plan(fragments_view(width, *NORMALISATIONS[0], dtype), video_info(num_frames=5, **info), seed=2)
             out = np.zeros(plan.output_shape, np.dtype(dtype))
             native.sample(planes_list := [planes] * len(plan.frame_indices), plan, conversion, out)

@@ -1,0 +1,302 @@
+"""A low-level-feature video quality net: fixed quality measurements on fragments, then a small learnt head.
+
+The feature stage follows the two-level, low-complexity design of TLVQM (Korhonen, "Two-Level Approach for
+No-Reference Consumer Video Quality Assessment", IEEE TIP 2019): a handful of classic, cheap, interpretable
+distortion measurements, each one a published no-reference indicator, pooled over the clip; only the mapping
+from measurements to scores is learnt. Every measurement is an ordinary tensor expression (convolutions,
+differences, means), so the whole net exports to one ONNX graph and runs wherever the fragments view runs. The
+measurements, all on the fragments mosaic (each 32x32 cell keeps native resolution, FAST-VQA, Wu et al. 2022),
+computed inside each cell so no difference crosses a cell border:
+
+- blur: the re-blur ratio of Crete et al. (SPIE 2007: how much of a cell's gradient survives a 9-tap box
+  blur), and the energy ratio of the Laplacian at full and half resolution (detail left at the finest scale);
+- noise: Immerkaer's estimator (CVIU 1996: mean |L| * sqrt(pi / 2) / 6 with the 3x3 kernel that cancels
+  edges to second order) on Y', Cb and Cr, pooled with a soft minimum over cells, so flat cells decide;
+- compression: blockiness as the peak-to-mean ratio of the horizontal / vertical difference energy over the
+  eight column (row) phases (block edges sit at one phase, whatever the unknown fragment offset), on luma
+  (8-pixel blocks) and chroma (16-pixel blocks at 4:2:0), and the share of nearly flat 4x4 blocks (coarse
+  quantisation wipes out fine texture);
+- colour: Hasler and Suesstrunk's colourfulness (SPIE 2003), mean chroma magnitude, the grey-world cast (mean
+  Cb / Cr), and banding cues: the share of exactly equal neighbours per R, G, B channel and the mean size of
+  the steps that are not zero;
+- temporal, per pair of consecutive frames inside each snippet: mean absolute frame difference (freezes give
+  exact zeros after H.264, stutter makes them uneven), the change of mean brightness (flicker), and the
+  per-cell translation of a Lucas-Kanade least-squares fit (shake makes it change direction from pair to
+  pair; smooth camera motion does not) with its residual;
+- context: mean luma, luma contrast and the gradient energy, so the head can tell content from distortion.
+
+The head standardises the measurements (training-set mean and std, stored in the net) and maps them with a
+two-layer MLP to one output per quality dimension, shaped ``[clips, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgevqa.errors import ModelError
+from edgevqa.manifest import IMAGENET_MEAN_255, IMAGENET_STD_255, ModelManifest, ViewSpec
+
+from .registry import ModelEntry, register_model
+
+DEFAULT_OUTPUTS = ("overall", "color", "noise", "artifact", "blur", "temporal")
+
+FEATURE_NAMES = (
+    "blur_reblur", "blur_band_1_2", "blur_band_2_4",
+    "noise_y", "noise_cb", "noise_cr", "noise_y_mean",
+    "block_y", "block_chroma", "flat_4x4",
+    "colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
+    "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_relative",
+    "flow_speed", "flow_jerk", "flow_residual",
+    "luma_mean", "luma_contrast", "gradient",
+)
+
+_BT601 = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def _cells(plane: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
+    """``[N, T, H, W]`` mosaic of ``patch``-sized fragments -> ``[N, T, cells, ph, pw]``: one slice per fragment."""
+    n, t, h, w = plane.shape
+    ph, pw = patch
+    gh, gw = h // ph, w // pw
+    return plane.reshape(n, t, gh, ph, gw, pw).permute(0, 1, 2, 4, 3, 5).reshape(n, t, gh * gw, ph, pw)
+
+
+def _conv_cells(cells: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Valid 2-D convolution of every cell with ``kernel`` ``[kh, kw]`` (no cell borders crossed)."""
+    n, t, c, ph, pw = cells.shape
+    out = F.conv2d(cells.reshape(n * t * c, 1, ph, pw), kernel[None, None])
+    return out.reshape(n, t, c, out.shape[-2], out.shape[-1])
+
+
+def _log(x: torch.Tensor, floor: float) -> torch.Tensor:
+    return torch.log(x + floor)
+
+
+class LowLevelQualityNet(nn.Module):
+    """Fixed quality measurements (see the module docstring) + a learnt MLP; fragments in, scores out."""
+
+    def __init__(self, patch: tuple[int, int] = (32, 32), frames_per_snippet: int = 4,
+                 outputs: Sequence[str] = DEFAULT_OUTPUTS, hidden: int = 16,
+                 mean: Sequence[float] = IMAGENET_MEAN_255, std: Sequence[float] = IMAGENET_STD_255):
+        super().__init__()
+        self.patch = tuple(patch)  # the mosaic may hold any number of cells: the measurements pool over them
+        self.frames_per_snippet = int(frames_per_snippet)
+        self.outputs = tuple(outputs)
+        self.register_buffer("input_mean", torch.tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1, 1))
+        self.register_buffer("input_std", torch.tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1, 1))
+        self.register_buffer("to_ycbcr", torch.tensor(_BT601, dtype=torch.float32))
+        self.register_buffer("laplacian", torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]]))
+        self.register_buffer("immerkaer", torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]]))
+        self.register_buffer("box9", torch.full((1, 9), 1.0 / 9.0))
+        width = len(FEATURE_NAMES)
+        # Standardisation of the measurements, set from the training set by `set_feature_statistics`.
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_std", torch.ones(width))
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, len(self.outputs)))
+
+    # ------------------------------------------------------------------------------------- measurements
+
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """``[clips, 3, T, H, W]`` normalised fragments -> ``[clips, len(FEATURE_NAMES)]`` measurements."""
+        rgb = torch.clamp(video * self.input_std + self.input_mean, 0.0, 255.0)
+        # Y' of every frame for the temporal measurements; the spatial ones read the first frame of each
+        # snippet only (spatial distortions hold over the clip, and it costs a quarter).
+        y = (self.to_ycbcr[0, 0] * rgb[:, 0] + self.to_ycbcr[0, 1] * rgb[:, 1] + self.to_ycbcr[0, 2] * rgb[:, 2])
+        step = max(self.frames_per_snippet, 1)
+        still_rgb = rgb[:, :, ::step]
+        still = F.conv3d(still_rgb, self.to_ycbcr[:, :, None, None, None])
+        y_still, cb, cr = still[:, 0], still[:, 1], still[:, 2]
+        y_cells = _cells(y_still, self.patch)
+        parts = [self._blur(y_cells), self._noise(y_cells, _cells(cb, self.patch), _cells(cr, self.patch)),
+                 self._compression(y_cells, _cells(cb, self.patch), _cells(cr, self.patch)),
+                 self._colour(still_rgb, cb, cr), self._temporal(y), self._context(y_still, y_cells)]
+        return torch.cat(parts, dim=1)
+
+    def _blur(self, y: torch.Tensor) -> torch.Tensor:
+        # Crete's re-blur ratio, horizontal and vertical, pooled as a ratio of sums over all cells and frames
+        # (textured cells weigh more: flat cells say nothing about blur).
+        lost, total = 0.0, 0.0
+        for cells in (y, y.transpose(-1, -2)):
+            blurred = _conv_cells(cells, self.box9)
+            original = cells[..., :, 4:-4]
+            d_original = torch.abs(original[..., 1:] - original[..., :-1])
+            d_blurred = torch.abs(blurred[..., 1:] - blurred[..., :-1])
+            lost = lost + torch.relu(d_original - d_blurred).sum(dim=(1, 2, 3, 4))
+            total = total + d_original.sum(dim=(1, 2, 3, 4))
+        reblur = lost / (total + 1.0)
+        n, t, c, ph, pw = y.shape
+        half = F.avg_pool2d(y.reshape(n * t * c, 1, ph, pw), 2).reshape(n, t, c, ph // 2, pw // 2)
+        quarter = F.avg_pool2d(half.reshape(n * t * c, 1, ph // 2, pw // 2), 2).reshape(n, t, c, ph // 4, pw // 4)
+        lap = [torch.abs(_conv_cells(level, self.laplacian)).mean(dim=(-1, -2)).sum(dim=(1, 2))
+               for level in (y, half, quarter)]
+        return torch.stack([reblur, _log(lap[0], 1.0) - _log(lap[1], 1.0), _log(lap[1], 1.0) - _log(lap[2], 1.0)],
+                           dim=1)
+
+    def _noise(self, y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+        scale = math.sqrt(math.pi / 2.0) / 6.0
+        sigmas = [torch.abs(_conv_cells(p, self.immerkaer)).mean(dim=(-1, -2)) * scale for p in (y, cb, cr)]
+        pooled = []
+        for sigma in sigmas:
+            # Soft minimum over the cells of each frame: the flattest cells carry the noise alone.
+            log_sigma = _log(sigma, 0.05)
+            weights = torch.softmax(-4.0 * log_sigma, dim=2)
+            pooled.append((weights * log_sigma).sum(dim=2).mean(dim=1))
+        pooled.append(_log(sigmas[0].mean(dim=(1, 2)), 0.05))
+        return torch.stack(pooled, dim=1)
+
+    def _blockiness(self, cells: torch.Tensor, period: int) -> torch.Tensor:
+        """Peak-to-mean ratio (log) of the column-difference energy over the ``period`` phases, both axes."""
+        ratios = []
+        for oriented in (cells, cells.transpose(-1, -2)):
+            diff = torch.abs(oriented[..., 1:] - oriented[..., :-1])  # [N, T, C, ph, pw - 1]
+            usable = (diff.shape[-1] // period) * period
+            per_column = diff[..., :usable].mean(dim=(1, 3))  # [N, C, usable]: fixed positions over frames
+            phases = per_column.reshape(per_column.shape[0], per_column.shape[1], usable // period, period)
+            phases = phases.mean(dim=2)  # [N, C, period]
+            ratio = _log(phases.amax(dim=2), 0.5) - _log(phases.mean(dim=2), 0.5)
+            ratios.append(ratio.mean(dim=1))
+        return 0.5 * (ratios[0] + ratios[1])
+
+    def _compression(self, y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+        block_y = self._blockiness(y, 8)
+        block_c = 0.5 * (self._blockiness(cb, 16) + self._blockiness(cr, 16))
+        n, t, c, ph, pw = y.shape
+        flat = y.reshape(n * t * c, 1, ph, pw)
+        variance = F.avg_pool2d(flat * flat, 4) - F.avg_pool2d(flat, 4) ** 2
+        flat_share = torch.exp(-variance.clamp(min=0.0) / 0.5).reshape(n, -1).mean(dim=1)
+        return torch.stack([block_y, block_c, flat_share], dim=1)
+
+    def _colour(self, rgb: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+        r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+        rg = r - g
+        yb = 0.5 * (r + g) - b
+        dims = (2, 3)
+        colourfulness = (torch.sqrt(rg.var(dim=dims) + yb.var(dim=dims) + 1e-6)
+                         + 0.3 * torch.sqrt(rg.mean(dim=dims) ** 2 + yb.mean(dim=dims) ** 2 + 1e-6)).mean(dim=1)
+        magnitude = torch.sqrt(cb * cb + cr * cr + 1e-6).mean(dim=(1, 2, 3))
+        cast = torch.sqrt(cb.mean(dim=(1, 2, 3)) ** 2 + cr.mean(dim=(1, 2, 3)) ** 2 + 1e-6)
+        # Banding: quantised channels leave runs of equal neighbours and steps of one quantum between runs.
+        cells = _cells(rgb.reshape(-1, *rgb.shape[2:]), self.patch)
+        steps = torch.abs(cells[..., 1:] - cells[..., :-1])
+        zero = (steps < 0.5).to(steps.dtype)
+        zero_share = zero.mean(dim=(1, 2, 3, 4)).reshape(rgb.shape[0], 3).mean(dim=1)
+        nonzero = 1.0 - zero
+        step_size = ((steps * nonzero).sum(dim=(1, 2, 3, 4)) / (nonzero.sum(dim=(1, 2, 3, 4)) + 1.0))
+        step_size = step_size.reshape(rgb.shape[0], 3).mean(dim=1)
+        return torch.stack([_log(colourfulness, 1.0), _log(magnitude, 1.0), _log(cast, 0.5),
+                            cast / (magnitude + 1.0), zero_share, _log(step_size, 0.5)], dim=1)
+
+    def _temporal(self, y: torch.Tensor) -> torch.Tensor:
+        n, t = y.shape[0], y.shape[1]
+        f = self.frames_per_snippet
+        if f < 2 or t % f:
+            return torch.zeros(n, 9, dtype=y.dtype, device=y.device)
+        snippets = y.reshape(n, t // f, f, *y.shape[2:])
+        later, earlier = snippets[:, :, 1:], snippets[:, :, :-1]
+        motion = torch.abs(later - earlier).mean(dim=(-1, -2))  # [N, S, f-1]
+        mean_motion = motion.mean(dim=(1, 2))
+        freeze_min = motion.amin(dim=2).mean(dim=1) / (mean_motion + 0.1)
+        freeze_share = torch.exp(-motion / 0.2).mean(dim=(1, 2))
+        unevenness = (motion.std(dim=2) / (motion.mean(dim=2) + 0.1)).mean(dim=1)
+        brightness = snippets.mean(dim=(-1, -2))  # [N, S, f]
+        flicker = torch.abs(brightness[:, :, 1:] - brightness[:, :, :-1]).mean(dim=(1, 2))
+        # Lucas-Kanade translation per cell and frame pair (least squares on the brightness-constancy equation),
+        # at half resolution: a quarter of the cost, and twice the displacement range.
+        half = F.avg_pool2d(y, 2)
+        half_cells = _cells(half, (self.patch[0] // 2, self.patch[1] // 2))
+        cells = half_cells.reshape(n, t // f, f, *half_cells.shape[2:])  # [N, S, f, C, ph / 2, pw / 2]
+        a, b = cells[:, :, :-1], cells[:, :, 1:]
+        mid = 0.5 * (a + b)
+        ix = 0.5 * (mid[..., 1:-1, 2:] - mid[..., 1:-1, :-2])
+        iy = 0.5 * (mid[..., 2:, 1:-1] - mid[..., :-2, 1:-1])
+        it = (b - a)[..., 1:-1, 1:-1]
+        sxx, syy, sxy = (ix * ix).sum(dim=(-1, -2)), (iy * iy).sum(dim=(-1, -2)), (ix * iy).sum(dim=(-1, -2))
+        sxt, syt = (ix * it).sum(dim=(-1, -2)), (iy * it).sum(dim=(-1, -2))
+        ridge = 1.0 + 0.01 * (sxx + syy)
+        det = (sxx + ridge) * (syy + ridge) - sxy * sxy
+        u = -((syy + ridge) * sxt - sxy * syt) / det
+        v = -((sxx + ridge) * syt - sxy * sxt) / det  # [N, S, f-1, C]
+        speed = torch.sqrt(u * u + v * v + 1e-6).mean(dim=(1, 2, 3))
+        if f > 2:
+            jerk = torch.sqrt((u[:, :, 1:] - u[:, :, :-1]) ** 2 + (v[:, :, 1:] - v[:, :, :-1]) ** 2 + 1e-6)
+            jerk = jerk.mean(dim=(1, 2, 3))
+        else:
+            jerk = torch.zeros_like(speed)
+        residual = torch.abs(it + ix * u[..., None, None] + iy * v[..., None, None]).mean(dim=(1, 2, 3, 4, 5))
+        residual = residual / (torch.abs(it).mean(dim=(1, 2, 3, 4, 5)) + 0.1)
+        return torch.stack([_log(mean_motion, 0.1), freeze_min, freeze_share, unevenness, _log(flicker, 0.05),
+                            flicker / (mean_motion + 0.5), _log(speed, 0.01), _log(jerk, 0.01), residual], dim=1)
+
+    def _context(self, y: torch.Tensor, y_cells: torch.Tensor) -> torch.Tensor:
+        gradient = (torch.abs(y_cells[..., 1:] - y_cells[..., :-1]).mean(dim=(1, 2, 3, 4))
+                    + torch.abs(y_cells[..., 1:, :] - y_cells[..., :-1, :]).mean(dim=(1, 2, 3, 4)))
+        return torch.stack([y.mean(dim=(1, 2, 3)) / 255.0, _log(y.std(dim=(1, 2, 3)), 1.0), _log(gradient, 0.5)],
+                           dim=1)
+
+    # ------------------------------------------------------------------------------------- head
+
+    def set_feature_statistics(self, features: torch.Tensor) -> None:
+        """Standardise the head's inputs with the mean and std of training ``features`` ``[N, F]``."""
+        self.feature_mean.copy_(features.mean(dim=0))
+        self.feature_std.copy_(features.std(dim=0).clamp(min=1e-4))
+
+    def head_outputs(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The learnt mapping alone: measurements ``[N, F]`` -> ``{output: [N, 1]}``."""
+        scores = self.head((features - self.feature_mean) / self.feature_std)
+        return {name: scores[:, k:k + 1] for k, name in enumerate(self.outputs)}
+
+    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head_outputs(self.features(video))
+
+    def fuse(self) -> "LowLevelQualityNet":
+        """Nothing to fold (no BatchNorm); kept so every zoo model exports the same way."""
+        self.eval()
+        return self
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+def lowlevel_manifest(frames: int, snippets: int, grid, patch: int, outputs: Sequence[str] = DEFAULT_OUTPUTS,
+                      num_clips: int = 1) -> ModelManifest:
+    """Fragments view: ``snippets`` runs of ``frames // snippets`` consecutive frames (so frame-to-frame changes
+    are visible), ``grid`` cells of ``patch`` pixels at fixed positions over the clip."""
+    gh, gw = (grid, grid) if isinstance(grid, int) else tuple(grid)
+    view = ViewSpec(name="video", kind="fragments", num_clips=num_clips, clip_len=frames, frame_interval=1,
+                    segments_per_clip=snippets, temporal="segments", grid=(gh, gw), patch=(patch, patch),
+                    aligned=frames, size=(gh * patch, gw * patch), mean=IMAGENET_MEAN_255, std=IMAGENET_STD_255)
+    return ModelManifest(name="lowlevel_mlp", views=(view,), outputs=tuple(outputs), version="0",
+                         description="low-level quality measurements + MLP head; untrained unless a checkpoint "
+                                     "says otherwise",
+                         metadata={"family": "lowlevel"})
+
+
+def _check(frames: int, snippets: int, patch: int) -> None:
+    if snippets < 1 or frames % snippets:
+        raise ModelError(f"lowlevel_mlp: frames ({frames}) must be a multiple of snippets ({snippets})")
+    if patch < 16 or patch % 16:
+        raise ModelError(f"lowlevel_mlp: patch must be a multiple of 16 (two chroma block periods), got {patch}")
+
+
+def _build(frames: int = 8, snippets: int = 2, grid=7, patch: int = 32, outputs: Sequence[str] = DEFAULT_OUTPUTS,
+           num_clips: int = 1, hidden: int = 16) -> LowLevelQualityNet:
+    _check(frames, snippets, patch)
+    return LowLevelQualityNet((patch, patch), frames // snippets, outputs, hidden)
+
+
+def _manifest(frames: int = 8, snippets: int = 2, grid=7, patch: int = 32, outputs: Sequence[str] = DEFAULT_OUTPUTS,
+              num_clips: int = 1, hidden: int = 16) -> ModelManifest:
+    _check(frames, snippets, patch)
+    return lowlevel_manifest(frames, snippets, grid, patch, outputs, num_clips)
+
+
+register_model(ModelEntry(name="lowlevel_mlp", family="lowlevel", build=_build, manifest=_manifest,
+                          description="TLVQM-style fixed quality measurements (blur, noise, blocking, colour, "
+                                      "temporal) on 7x7 fragments of two 4-frame snippets + a 2-layer MLP head",
+                          defaults={"frames": 8, "snippets": 2, "grid": 7, "patch": 32}))

@@ -1,0 +1,240 @@
+"""The low-level-feature net (`lowlevel_mlp`): its measurements against plain NumPy, their responses to known
+distortions, ONNX parity, and head training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgevqa.export.models import create_model  # noqa: E402
+from edgevqa.export.models.lowlevel import FEATURE_NAMES, LowLevelQualityNet  # noqa: E402
+from edgevqa.manifest import IMAGENET_MEAN_255, IMAGENET_STD_255  # noqa: E402
+
+MEAN = np.asarray(IMAGENET_MEAN_255, np.float32).reshape(1, 3, 1, 1, 1)
+STD = np.asarray(IMAGENET_STD_255, np.float32).reshape(1, 3, 1, 1, 1)
+
+
+def _normalised(rgb_u8: np.ndarray) -> np.ndarray:
+    """uint8 ``[N, 3, T, H, W]`` -> the model input (the runtime's normalisation)."""
+    return ((rgb_u8.astype(np.float32) - MEAN) / STD).astype(np.float32)
+
+
+def _features(net: LowLevelQualityNet, rgb_u8: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        values = net.features(torch.from_numpy(_normalised(rgb_u8))).numpy()
+    return {name: values[:, k] for k, name in enumerate(FEATURE_NAMES)}
+
+
+def _texture(rng, height: int, width: int, smooth: float = 1.5) -> np.ndarray:
+    """Smooth random grey texture (0..255 float), so shifts and blur behave like real content."""
+    from scipy.ndimage import gaussian_filter
+
+    return np.clip(128 + 60 * gaussian_filter(rng.standard_normal((height, width)), smooth) / 0.2, 0, 255)
+
+
+def _clip_from_luma(frames: list[np.ndarray]) -> np.ndarray:
+    grey = np.stack(frames).astype(np.float32)  # [T, H, W]
+    return np.clip(np.rint(np.stack([grey] * 3)[None]), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def net() -> LowLevelQualityNet:
+    return create_model("lowlevel_mlp")
+
+
+# ------------------------------------------------------------------------------------------ NumPy references
+
+
+def _luma_and_chroma(rgb: np.ndarray):
+    r, g, b = (rgb[:, c].astype(np.float64) for c in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return y, cb, cr
+
+
+def _np_cells(plane: np.ndarray, patch: int) -> np.ndarray:
+    n, t, h, w = plane.shape
+    gh, gw = h // patch, w // patch
+    return plane.reshape(n, t, gh, patch, gw, patch).transpose(0, 1, 2, 4, 3, 5).reshape(n, t, gh * gw, patch, patch)
+
+
+def _np_noise(y_still: np.ndarray) -> np.ndarray:
+    """Immerkaer's sigma per cell, soft minimum over the cells of each frame, mean over frames."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+    cells = _np_cells(y_still, 32)
+    h, w = cells.shape[-2:]
+    response = sum(kernel[i, j] * cells[..., i:h - 2 + i, j:w - 2 + j] for i in range(3) for j in range(3))
+    sigma = np.abs(response).mean(axis=(-1, -2)) * math.sqrt(math.pi / 2) / 6
+    log_sigma = np.log(sigma + 0.05)
+    weights = np.exp(-4 * log_sigma - np.max(-4 * log_sigma, axis=2, keepdims=True))
+    weights /= weights.sum(axis=2, keepdims=True)
+    return (weights * log_sigma).sum(axis=2).mean(axis=1)
+
+
+def _np_blockiness(cells: np.ndarray, period: int) -> np.ndarray:
+    ratios = []
+    for oriented in (cells, np.swapaxes(cells, -1, -2)):
+        diff = np.abs(np.diff(oriented, axis=-1))
+        usable = (diff.shape[-1] // period) * period
+        per_column = diff[..., :usable].mean(axis=(1, 3))
+        phases = per_column.reshape(*per_column.shape[:2], usable // period, period).mean(axis=2)
+        ratios.append((np.log(phases.max(axis=2) + 0.5) - np.log(phases.mean(axis=2) + 0.5)).mean(axis=1))
+    return 0.5 * (ratios[0] + ratios[1])
+
+
+@pytest.mark.parametrize("grid", [(2, 3), (3, 1)])
+def test_measurements_match_numpy(net, grid):
+    rng = np.random.default_rng(sum(grid))
+    t, gh, gw = 8, *grid
+    rgb = rng.integers(0, 256, size=(2, 3, t, 32 * gh, 32 * gw), dtype=np.uint8)
+    rgb[1] = np.clip(rgb[1] // 3 + 80, 0, 255)  # a second, flatter clip
+    got = _features(net, rgb)
+    y, cb, cr = _luma_and_chroma(rgb)
+    y_still = y[:, ::4]
+    np.testing.assert_allclose(got["noise_y"], _np_noise(y_still), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got["block_y"], _np_blockiness(_np_cells(y_still, 32), 8), rtol=1e-4, atol=1e-4)
+    snippets = y.reshape(2, 2, 4, *y.shape[2:])
+    motion = np.abs(np.diff(snippets, axis=2)).mean(axis=(-1, -2))
+    np.testing.assert_allclose(got["motion"], np.log(motion.mean(axis=(1, 2)) + 0.1), rtol=1e-4, atol=1e-4)
+    brightness = snippets.mean(axis=(-1, -2))
+    flicker = np.abs(np.diff(brightness, axis=2)).mean(axis=(1, 2))
+    np.testing.assert_allclose(got["flicker"], np.log(flicker + 0.05), rtol=1e-4, atol=1e-3)
+    still = rgb[:, :, ::4].astype(np.float64)
+    rg = still[:, 0] - still[:, 1]
+    yb = 0.5 * (still[:, 0] + still[:, 1]) - still[:, 2]
+    colourfulness = (np.sqrt(rg.var(axis=(2, 3), ddof=1) + yb.var(axis=(2, 3), ddof=1))
+                     + 0.3 * np.sqrt(rg.mean(axis=(2, 3)) ** 2 + yb.mean(axis=(2, 3)) ** 2)).mean(axis=1)
+    np.testing.assert_allclose(got["colourfulness"], np.log(colourfulness + 1), rtol=1e-4, atol=1e-4)
+    assert all(np.all(np.isfinite(v)) for v in got.values())
+
+
+# ------------------------------------------------------------------------------------------ responses
+
+
+def test_noise_raises_the_noise_measurement(net):
+    rng = np.random.default_rng(0)
+    base = [_texture(rng, 96, 96, 3.0)] * 8
+    clean = _clip_from_luma(base)
+    noisy = _clip_from_luma([f + rng.normal(0, 6, f.shape) for f in base])
+    assert _features(net, noisy)["noise_y"][0] > _features(net, clean)["noise_y"][0] + 1.0
+
+
+def test_blur_raises_the_reblur_share_kept(net):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(1)
+    sharp = [_texture(rng, 96, 128, 0.7)] * 8
+    blurred = [gaussian_filter(f, 2.0) for f in sharp]
+    a, b = _features(net, _clip_from_luma(sharp)), _features(net, _clip_from_luma(blurred))
+    assert b["blur_reblur"][0] < a["blur_reblur"][0] - 0.1  # blurred: little gradient left to lose
+    assert b["blur_band_1_2"][0] < a["blur_band_1_2"][0]
+
+
+def test_block_edges_raise_blockiness(net):
+    rng = np.random.default_rng(2)
+    smooth = _texture(rng, 96, 96, 4.0)
+    # Replace each 8x8 block (offset 3, as an unknown fragment offset would put it) by its mean.
+    blocky = smooth.copy()
+    for r in range(3, 96 - 8, 8):
+        for c in range(3, 96 - 8, 8):
+            blocky[r:r + 8, c:c + 8] = smooth[r:r + 8, c:c + 8].mean()
+    a = _features(net, _clip_from_luma([smooth] * 8))["block_y"][0]
+    b = _features(net, _clip_from_luma([blocky] * 8))["block_y"][0]
+    assert b > a + 0.3
+
+
+def test_temporal_measurements_see_freezes_flicker_and_shake(net):
+    rng = np.random.default_rng(3)
+    big = _texture(rng, 160, 200, 2.0)
+    smooth_pan = [big[16:112, 16 + 2 * i:112 + 2 * i] for i in range(8)]  # 2 px per frame to the right
+    frozen = [smooth_pan[0]] * 8
+    flicker = [f * (1 + 0.3 * (-1) ** i) for i, f in enumerate(smooth_pan)]
+    jumps = rng.integers(-6, 7, size=(8, 2))
+    shake = [big[24 + dy:120 + dy, 24 + 2 * i + dx:120 + 2 * i + dx] for i, (dy, dx) in enumerate(jumps)]
+    pan, still, flick, shaken = (_features(net, _clip_from_luma(c)) for c in (smooth_pan, frozen, flicker, shake))
+    assert still["freeze_share"][0] > 0.99 and pan["freeze_share"][0] < 0.05
+    assert flick["flicker"][0] > pan["flicker"][0] + 2.0
+    # Lucas-Kanade at half resolution: a 2 px pan is about 1 half-resolution pixel per frame, steady.
+    speed = math.exp(pan["flow_speed"][0]) - 0.01
+    assert 0.6 < speed < 1.3, speed
+    assert shaken["flow_jerk"][0] > pan["flow_jerk"][0] + 1.0
+
+
+def test_colour_measurements_see_desaturation_and_cast(net):
+    rng = np.random.default_rng(4)
+    rgb = np.stack([_texture(rng, 64, 64, 2.0) for _ in range(3)])  # independent channels: colourful
+    clip = np.clip(np.rint(np.repeat(rgb[:, None], 8, axis=1)[None]), 0, 255).astype(np.uint8)
+    grey = np.repeat(clip.astype(np.float32).mean(axis=1, keepdims=True), 3, axis=1)
+    washed = np.clip(np.rint(0.3 * clip + 0.7 * grey), 0, 255).astype(np.uint8)
+    cast = clip.astype(np.int16)
+    cast[:, 2] += 40
+    cast = np.clip(cast, 0, 255).astype(np.uint8)
+    a, b, c = (_features(net, x) for x in (clip, washed, cast))
+    assert b["colourfulness"][0] < a["colourfulness"][0] - 0.5
+    assert b["chroma_magnitude"][0] < a["chroma_magnitude"][0] - 0.5
+    assert c["cast"][0] > a["cast"][0] + 1.0
+
+
+# ------------------------------------------------------------------------------------------ export and head
+
+
+def test_onnx_export_matches_torch(net, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = create_model("lowlevel_mlp")
+    x = _normalised(np.random.default_rng(5).integers(0, 256, size=(2, 3, 8, 224, 224), dtype=np.uint8))
+    with torch.no_grad():
+        model.set_feature_statistics(model.features(torch.from_numpy(x)).repeat(2, 1)
+                                     + torch.linspace(0, 1, 4)[:, None])
+        reference = {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}
+    path = str(tmp_path / "lowlevel.onnx")
+    torch.onnx.export(_Tuple(model), (torch.from_numpy(x),), path, input_names=["video"],
+                      output_names=list(model.outputs), opset_version=17, dynamo=False,
+                      dynamic_axes={"video": {0: "clips"}})
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = dict(zip(model.outputs, session.run(None, {"video": x})))
+    for name in model.outputs:
+        np.testing.assert_allclose(got[name], reference[name], rtol=1e-3, atol=1e-3)
+
+
+class _Tuple(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, video):
+        out = self.net(video)
+        return tuple(out[n] for n in self.net.outputs)
+
+
+def test_head_training_learns_from_measurements():
+    from dataclasses import replace
+
+    from edgevqa.export.recipe import train as recipe
+
+    model, manifest = recipe.build_model(replace(recipe.RecipeConfig(), model="lowlevel_mlp"), seed=0)
+    rng = np.random.default_rng(6)
+    # 12 clips of 4 versions: noise of a known strength on smooth content; the noise target falls with it.
+    xs, targets, groups = [], [], []
+    for g in range(12):
+        base = _texture(rng, 64, 64, 3.0)
+        for level in range(4):
+            frames = [base + rng.normal(0, 3 * level, base.shape) for _ in range(8)]
+            xs.append(_clip_from_luma(frames)[:, None])
+            noise_score = 100 - 30 * level
+            targets.append([noise_score, 50, noise_score, 50, 50, 50])
+            groups.append(g)
+    data = {"x": np.concatenate(xs), "targets": np.asarray(targets, np.float32), "group": np.asarray(groups)}
+    config = replace(recipe.RecipeConfig(), head_steps=300, head_batch_size=16, threads=1)
+    losses = recipe.train_head(model, manifest, data, config, seed=0)
+    assert len(losses) == 300 and np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    from scipy.stats import spearmanr
+
+    with torch.no_grad():
+        x = torch.from_numpy(_normalised(data["x"][:, 0]))
+        noise = model(x)["noise"].numpy().ravel()
+    assert spearmanr(noise, data["targets"][:, 2]).statistic > 0.9

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 from typing import Callable
@@ -161,6 +162,8 @@ def run_host(args) -> int:
     print(f"C on {count} stored (cache-cold) frames {ms(cold_s)}  ({100 * cold_s / decode_s:.2f} % of decode)")
     print(f"C == reference bit for bit: {exact}; kept pixels vs swscale rgb24: max {levels[0]} levels, "
           f"mean {levels[1]:.3f}")
+    if hasattr(os, "getloadavg"):  # other processes on the cores stretch decode and sampling unevenly
+        print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     return 0 if exact else 1
 
 

@@ -177,6 +177,15 @@ typedef struct {
     Py_ssize_t *use_n, *use_t, *use_g, *use_copy_from;
 } frame_job;
 
+/* Tile j of the grid row being rendered by the direct path. */
+typedef struct {
+    const int32_t *luma_rows, *chroma_rows; /* [tile_h]: the source row of each output row */
+    const uint8_t *luma;                     /* the luma plane at the tile's first column */
+    Py_ssize_t *column, *block;              /* chroma byte offsets of every pixel, of each 8-pixel block */
+    uint8_t *pick;                           /* each pixel's byte among the 16 loaded for its block */
+    char *out;                               /* the tile's first output element */
+} direct_tile;
+
 typedef struct {
     int32_t *values;    /* [3][tile_h * tile_w] */
     Py_ssize_t *col_offset; /* [tile_w * k] */
@@ -188,7 +197,7 @@ typedef struct {
     uint8_t *shuffle; /* [tile_w + 8] */
     /* the direct path, for one grid row: [grid_w * tile_w], [grid_w * (tile_w / 8 + 1)], [grid_w] */
     Py_ssize_t *block;
-    struct direct_tile_s *tiles;
+    direct_tile *tiles;
     char *done; /* [grid_h * grid_w] */
 } scratch_space;
 
@@ -1111,15 +1120,6 @@ static inline __attribute__((always_inline, target("avx2,fma"))) void direct_row
     }
 }
 
-/* Tile j of the grid row being rendered by the direct path. */
-typedef struct direct_tile_s {
-    const int32_t *luma_rows, *chroma_rows; /* [tile_h]: the source row of each output row */
-    const uint8_t *luma;                     /* the luma plane at the tile's first column */
-    Py_ssize_t *column, *block;              /* chroma byte offsets of every pixel, of each 8-pixel block */
-    uint8_t *pick;                           /* each pixel's byte among the 16 loaded for its block */
-    char *out;                               /* the tile's first output element */
-} direct_tile;
-
 /* Prepares tile (i, j); returns 0 when its columns do not fit the direct path. */
 static int prepare_direct_tile(const frame_job *job, Py_ssize_t g, Py_ssize_t i, Py_ssize_t j, char *origin,
                                direct_tile *t) {
@@ -1475,7 +1475,9 @@ PyDoc_STRVAR(sample_frame_doc,
 "luma cols, chroma rows, chroma cols). `coefficients`: int32 [7] (colour.py). `table`: [3, 256] float32 or\n"
 "float16, same dtype as `out`. `out`: writable 5-D NCTHW (channels_first) or NTCHW, any strides.\n"
 "`mean_std`: optional (mean0, mean1, mean2, std0, std1, std2) the table was made from; used only where\n"
-"computing float32(fma(v, 1/std, -mean/std)) reproduces every table entry bit for bit.\n"
+"computing the normalisation (in float32 lanes, or float32(fma(v, 1/std, -mean/std)) in float64)\n"
+"reproduces every table entry bit for bit. Tables derived from `table`, `coefficients` and `mean_std` are\n"
+"cached between calls (keyed by their contents).\n"
 "Raises edgevqa.errors.KernelError on any inconsistency; releases the GIL while it works.");
 
 static PyObject *sample_frame(PyObject *self, PyObject *args) {

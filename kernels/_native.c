@@ -5,9 +5,10 @@
  * table lookup. Every sum and product here is done modulo 2**64 and every shift is arithmetic, exactly what
  * NumPy's int64 does, so the output matches the reference bit for bit for any int32 weights and
  * coefficients, not only for the well-behaved ones make_plan produces. Outputs are copied from the
- * normalisation table (float16 as its 16-bit pattern), except on the AVX2 paths for float32 when the caller
- * passes the table's mean and std and a computed form (float32 lanes: fma(v, hi_a, hi_b) + fma(v, lo_a, lo_b);
- * else float64: float32(fma(v, 1/std, -mean/std))) equals every one of the 768 table entries bit for bit
+ * normalisation table (float16 as its 16-bit pattern), except on the AVX2 paths when the caller passes the
+ * table's mean and std and a computed form (float32 lanes: fma(v, hi_a, hi_b) + fma(v, lo_a, lo_b), converted
+ * to float16 for float16 output; else, float32 only, float64: float32(fma(v, 1/std, -mean/std))) equals every
+ * one of the 768 table entries bit for bit
  * (checked when the tables are built; they are cached per table, conversion and dtype): then the same values
  * are computed.
  *
@@ -460,8 +461,9 @@ typedef struct {
      * compute the normalisation instead of gathering it. */
     int affine;
     double scale[3], shift[3];
-    /* float32 output only, cheaper still: float32 lanes compute fma(v, hi_a, hi_b) + fma(v, lo_a, lo_b), the
-     * first term exact (hi_* on a coarse grid), and that reproduces table[c][v] for every v (checked). */
+    /* Cheaper still: float32 lanes compute fma(v, hi_a, hi_b) + fma(v, lo_a, lo_b), the first term exact
+     * (hi_* on a coarse grid), and that (for float16 output: converted to float16) reproduces table[c][v] for
+     * every v (checked). */
     int split;
     float hi_a[3], hi_b[3], lo_a[3], lo_b[3];
 } colour_lut;
@@ -469,9 +471,22 @@ typedef struct {
 /* A float that is zero or normal: denormals would make the check depend on the FTZ/DAZ modes of the moment. */
 static int plain_float(float f) { return f == 0.0f || (isfinite(f) && fabsf(f) >= FLT_MIN); }
 
-/* Fills lut->hi_* / lo_* for (v - mean[c]) / std[c]; returns 1 when the float32 sum reproduces every entry of
- * the caller's float32 table bit for bit, else 0. */
+#if HAVE_AVX2_PATH
+static int has_f16c(void) { return __builtin_cpu_supports("f16c") != 0; }
+
+/* float32 -> float16 bits, rounded to nearest even: the conversion the vector path applies (vcvtps2ph). */
+static __attribute__((target("f16c"))) uint16_t half_bits(float f) { return (uint16_t)_cvtss_sh(f, 0); }
+#else
+static int has_f16c(void) { return 0; }
+static uint16_t half_bits(float f) { (void)f; return 0; }
+#endif
+
+/* Fills lut->hi_* / lo_* for (v - mean[c]) / std[c]; returns 1 when the float32 sum (for float16 output: that
+ * sum converted to float16, never a subnormal one, whose flushing could depend on the FTZ mode of the moment)
+ * reproduces every entry of the caller's table bit for bit, else 0. */
 static int build_split_affine(const frame_job *job, colour_lut *lut) {
+    if (job->half && !has_f16c())
+        return 0;
     for (int c = 0; c < 3; c++) {
         const double a = 1.0 / job->std[c], h = -job->mean[c] / job->std[c];
         if (!isfinite(a) || !isfinite(h))
@@ -494,10 +509,22 @@ static int build_split_affine(const frame_job *job, colour_lut *lut) {
         for (int v = 0; v < 256; v++) {
             const float t1 = fmaf((float)v, lut->hi_a[c], lut->hi_b[c]), t2 = fmaf((float)v, lut->lo_a[c], lut->lo_b[c]);
             const float f = t1 + t2;
-            float want;
-            memcpy(&want, (const char *)job->table + (c * 256 + v) * 4, 4);
-            if (!plain_float(t1) || !plain_float(t2) || !plain_float(f) || memcmp(&f, &want, 4) != 0)
+            if (!plain_float(t1) || !plain_float(t2) || !plain_float(f))
                 return 0;
+            if (job->half) {
+                const uint16_t got = half_bits(f);
+                uint16_t want;
+                memcpy(&want, (const char *)job->table + (c * 256 + v) * 2, 2);
+                if ((got & 0x7c00) == 0 && (got & 0x03ff) != 0) /* subnormal */
+                    return 0;
+                if (got != want)
+                    return 0;
+            } else {
+                float want;
+                memcpy(&want, (const char *)job->table + (c * 256 + v) * 4, 4);
+                if (memcmp(&f, &want, 4) != 0)
+                    return 0;
+            }
         }
     }
     return 1;
@@ -628,7 +655,7 @@ static int build_colour_lut(const frame_job *job, colour_lut *lut) {
                     }
                 }
             }
-            if (job->has_affine && !job->half)
+            if (job->has_affine)
                 lut->split = build_split_affine(job, lut);
         }
     }
@@ -970,7 +997,8 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
  *   stores (1.2 to 4 times slower than plain ones for this pattern, 64-byte aligned outputs included) and
  *   software prefetches of the source rows ahead (no gain over the hardware prefetchers).
  * - Normalisation, float32: the exact float32 form (colour_lut.split) where it holds, else the float64 fma
- *   form (colour_lut.affine), else a gather from the table; float16: a gather.
+ *   form (colour_lut.affine), else a gather from the table; float16: the float32 form converted with F16C
+ *   where that holds (checked the same way), else a gather.
  * The integer arithmetic is colour_indices_avx2's with the constants folded ahead (wrapping int32 sums, equal
  * to the exact ones because `packed` bounds the results), so the channel values are the scalar tables'. */
 enum { NORM_GATHER, NORM_AFFINE, NORM_SPLIT };
@@ -1010,8 +1038,8 @@ static direct_consts make_direct_consts(const frame_job *job, const colour_lut *
     direct_consts d;
     const int32_t *k = lut->folded;
     d.half = job->half;
-    d.norm = job->half ? NORM_GATHER : (lut->split && use_avx2() == 2) ? NORM_SPLIT
-                                       : (lut->affine && use_avx2() == 2) ? NORM_AFFINE : NORM_GATHER;
+    d.norm = (lut->split && use_avx2() == 2) ? NORM_SPLIT
+             : (lut->affine && !job->half && use_avx2() == 2) ? NORM_AFFINE : NORM_GATHER;
     /* Table lookups index one array holding the three channels (offsets folded in); the computed forms take
      * the channel values themselves. */
     const int64_t off0 = d.norm == NORM_GATHER ? k[8] : 0, off1 = d.norm == NORM_GATHER ? k[9] : 0,
@@ -1048,7 +1076,7 @@ static inline __attribute__((target("avx2,fma"))) __m256 split_avx2(__m256i valu
 /* One tile row: `luma` at the tile's first column, `u_row` / `v_row` at column 0 of their rows, `block` the
  * chroma byte offset of each 8-pixel block's first pixel and `pick` its shuffle, `column` every pixel's chroma
  * byte offset (for the tail), `room` the bytes from column 0 to the end of the chroma row's last sample. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void direct_row_avx2(
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void direct_row_avx2(
     const colour_lut *lut, const direct_consts *d, const uint8_t *luma, const uint8_t *u_row, const uint8_t *v_row,
     const Py_ssize_t *block, const uint8_t *pick, const Py_ssize_t *column, Py_ssize_t room, Py_ssize_t tw,
     char *out, Py_ssize_t plane_bytes) {
@@ -1069,6 +1097,18 @@ static inline __attribute__((always_inline, target("avx2,fma"))) void direct_row
         const __m256i blue = _mm256_add_epi32(_mm256_add_epi32(y, b2), _mm256_mullo_epi32(u, cbu));
         const __m256i i0 = _mm256_srai_epi32(red, 16), i1 = _mm256_srai_epi32(green, 16),
                       i2 = _mm256_srai_epi32(blue, 16);
+        if (d->half && d->norm == NORM_SPLIT) { /* float32 lanes, then float16 (F16C), checked per table */
+            char *o = out + 2 * dx;
+            _mm_storeu_si128((__m128i *)o, _mm256_cvtps_ph(split_avx2(i0, _mm256_set1_ps(lut->hi_a[0]),
+                _mm256_set1_ps(lut->hi_b[0]), _mm256_set1_ps(lut->lo_a[0]), _mm256_set1_ps(lut->lo_b[0])), 0));
+            _mm_storeu_si128((__m128i *)(o + plane_bytes), _mm256_cvtps_ph(split_avx2(i1,
+                _mm256_set1_ps(lut->hi_a[1]), _mm256_set1_ps(lut->hi_b[1]), _mm256_set1_ps(lut->lo_a[1]),
+                _mm256_set1_ps(lut->lo_b[1])), 0));
+            _mm_storeu_si128((__m128i *)(o + 2 * plane_bytes), _mm256_cvtps_ph(split_avx2(i2,
+                _mm256_set1_ps(lut->hi_a[2]), _mm256_set1_ps(lut->hi_b[2]), _mm256_set1_ps(lut->lo_a[2]),
+                _mm256_set1_ps(lut->lo_b[2])), 0));
+            continue;
+        }
         if (d->half) {
             const uint16_t *norm = (const uint16_t *)lut->norm[0];
             uint16_t *o = (uint16_t *)out + dx;
@@ -1185,7 +1225,7 @@ static uint32_t touch_source_lines(const frame_job *job, const direct_tile *tile
 /* Every tile of group g that fits the direct path, in raster order: output row by output row across the
  * grid row, so each channel's output is one sequential stream the hardware prefetchers follow (tile by tile,
  * the cold output cost 40 % more). Marks the tiles it wrote in s->done. */
-static __attribute__((target("avx2,fma"))) void render_direct_avx2(const frame_job *job, const colour_lut *lut,
+static __attribute__((target("avx2,fma,f16c"))) void render_direct_avx2(const frame_job *job, const colour_lut *lut,
                                                                    Py_ssize_t g, char *origin, scratch_space *s) {
     const Py_ssize_t th = job->tile_h, tw = job->tile_w, gw = job->grid_w, gh = job->grid_h;
     const plane_desc *py = &job->planes[0], *pu = &job->planes[1], *pv = &job->planes[2];

@@ -42,17 +42,9 @@ def _spearman(a, b) -> float:
 
 
 def _reencode(src: str, dst: str, crf: int) -> str:
-    """Decode ``src`` and encode its frames again with libx264 at ``crf`` (the same frame rate)."""
-    import av
+    from edgevqa.export.recipe.dataset import reencode_clip
 
-    from edgevqa.export.recipe.dataset import encode_clip
-    from edgevqa.export.recipe.distortions import EncodeSettings
-
-    with av.open(src) as container:
-        stream = container.streams.video[0]
-        fps = int(round(float(stream.average_rate or 24)))
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
-    return encode_clip(frames, dst, fps, EncodeSettings(crf=crf))
+    return reencode_clip(src, dst, crf)
 
 
 def make_1080p_clip(path: str, seconds: float = 8.0, fps: int = 30) -> str:

@@ -23,6 +23,11 @@ computed inside each cell so no difference crosses a cell border:
   exact zeros after H.264, stutter makes them uneven), the change of mean brightness (flicker), and the
   per-cell translation of a Lucas-Kanade least-squares fit (shake makes it change direction from pair to
   pair; smooth camera motion does not) with its residual;
+- natural-scene statistics after BRISQUE (Mittal, Moorthy and Bovik, IEEE TIP 2012), at full and half
+  resolution: the variance and the shape (mean |x| / rms) of the mean-subtracted contrast-normalised (MSCN)
+  luma, and the correlation of neighbouring MSCN values in four directions (blur raises it, noise lowers it,
+  blocking bends it);
+- gradient coherence (the structure tensor's anisotropy; motion blur leaves one direction sharp);
 - context: mean luma, luma contrast and the gradient energy, so the head can tell content from distortion.
 
 The head standardises the measurements (training-set mean and std, stored in the net) and maps them with a
@@ -53,7 +58,29 @@ FEATURE_NAMES = (
     "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_relative",
     "flow_speed", "flow_jerk", "flow_residual",
     "luma_mean", "luma_contrast", "gradient",
+    "mscn_variance_1", "mscn_shape_1", "mscn_pair_h_1", "mscn_pair_v_1", "mscn_pair_d1_1", "mscn_pair_d2_1",
+    "mscn_variance_2", "mscn_shape_2", "mscn_pair_h_2", "mscn_pair_v_2", "mscn_pair_d1_2", "mscn_pair_d2_2",
+    "coherence",
 )
+
+_CONTEXT = ("luma_mean", "luma_contrast", "gradient")
+_SPATIAL = ("blur_reblur", "blur_band_1_2", "blur_band_2_4", "noise_y", "noise_cb", "noise_cr", "noise_y_mean",
+            "block_y", "block_chroma", "flat_4x4", "coherence") + tuple(n for n in FEATURE_NAMES if n.startswith("mscn_"))
+# What each dimension's head may read. A head that saw every measurement learnt shortcuts (the colour score
+# leant on fine-texture statistics that a re-encode nudges); each reads its own family plus the context.
+FEATURE_GROUPS = {
+    "color": ("colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size", "flat_4x4")
+             + _CONTEXT,
+    "noise": _SPATIAL + _CONTEXT,
+    "artifact": _SPATIAL + _CONTEXT,
+    "blur": _SPATIAL + _CONTEXT,
+    "temporal": ("motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_relative",
+                 "flow_speed", "flow_jerk", "flow_residual", "noise_y") + _CONTEXT,
+}
+# How the overall score follows from the dimension scores (0..100, higher is better): the product of the
+# per-dimension losses, the same mapping the training targets are made with (export/recipe/distortions.py),
+# so overall falls whenever any dimension falls.
+OVERALL_WEIGHT = {"blur": 0.9, "noise": 0.8, "artifact": 0.9, "color": 0.7, "temporal": 0.8}
 
 _BT601 = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
@@ -82,7 +109,8 @@ class LowLevelQualityNet(nn.Module):
 
     def __init__(self, patch: tuple[int, int] = (32, 32), frames_per_snippet: int = 4,
                  outputs: Sequence[str] = DEFAULT_OUTPUTS, hidden: int = 16,
-                 mean: Sequence[float] = IMAGENET_MEAN_255, std: Sequence[float] = IMAGENET_STD_255):
+                 mean: Sequence[float] = IMAGENET_MEAN_255, std: Sequence[float] = IMAGENET_STD_255,
+                 score_scale: tuple[float, float] = (25.0, 50.0)):
         super().__init__()
         self.patch = tuple(patch)  # the mosaic may hold any number of cells: the measurements pool over them
         self.frames_per_snippet = int(frames_per_snippet)
@@ -93,12 +121,23 @@ class LowLevelQualityNet(nn.Module):
         self.register_buffer("laplacian", torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]]))
         self.register_buffer("immerkaer", torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]]))
         self.register_buffer("box9", torch.full((1, 9), 1.0 / 9.0))
+        taps = torch.exp(-0.5 * (torch.arange(7, dtype=torch.float32) - 3.0) ** 2 / (7.0 / 6.0) ** 2)
+        self.register_buffer("gauss7", torch.outer(taps, taps) / taps.sum() ** 2)  # BRISQUE's local window
         width = len(FEATURE_NAMES)
         # Standardisation of the measurements, set from the training set by `set_feature_statistics`.
         self.register_buffer("feature_mean", torch.zeros(width))
         self.register_buffer("feature_std", torch.ones(width))
-        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, len(self.outputs)))
+        unknown = [n for n in self.outputs if n != "overall" and n not in FEATURE_GROUPS]
+        if unknown:
+            raise ModelError(f"lowlevel_mlp has no measurements for output(s) {unknown}")
+        self.dimensions = tuple(n for n in self.outputs if n != "overall")
+        self.score_scale, self.score_centre = float(score_scale[0]), float(score_scale[1])
+        self.heads = nn.ModuleDict()
+        for name in self.dimensions:
+            columns = [FEATURE_NAMES.index(f) for f in FEATURE_GROUPS[name]]
+            self.register_buffer(f"columns_{name}", torch.tensor(columns, dtype=torch.long))
+            self.heads[name] = nn.Sequential(nn.Linear(len(columns), hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                                             nn.ReLU(), nn.Linear(hidden, 1))
 
     # ------------------------------------------------------------------------------------- measurements
 
@@ -115,7 +154,8 @@ class LowLevelQualityNet(nn.Module):
         y_cells = _cells(y_still, self.patch)
         parts = [self._blur(y_cells), self._noise(y_cells, _cells(cb, self.patch), _cells(cr, self.patch)),
                  self._compression(y_cells, _cells(cb, self.patch), _cells(cr, self.patch)),
-                 self._colour(still_rgb, cb, cr), self._temporal(y), self._context(y_still, y_cells)]
+                 self._colour(still_rgb, cb, cr), self._temporal(y), self._context(y_still, y_cells),
+                 self._scene_statistics(y_cells), self._coherence(y_cells)]
         return torch.cat(parts, dim=1)
 
     def _blur(self, y: torch.Tensor) -> torch.Tensor:
@@ -239,6 +279,31 @@ class LowLevelQualityNet(nn.Module):
         return torch.stack([y.mean(dim=(1, 2, 3)) / 255.0, _log(y.std(dim=(1, 2, 3)), 1.0), _log(gradient, 0.5)],
                            dim=1)
 
+    def _scene_statistics(self, y: torch.Tensor) -> torch.Tensor:
+        n, t, c, ph, pw = y.shape
+        half = F.avg_pool2d(y.reshape(n * t * c, 1, ph, pw), 2).reshape(n, t, c, ph // 2, pw // 2)
+        out = []
+        for level in (y, half):
+            mu = _conv_cells(level, self.gauss7)
+            sigma = torch.sqrt(torch.relu(_conv_cells(level * level, self.gauss7) - mu * mu) + 1e-6)
+            centre = level[..., 3:-3, 3:-3]
+            mscn = (centre - mu) / (sigma + 1.0)
+            power = (mscn * mscn).mean(dim=(1, 2, 3, 4))
+            shape = torch.abs(mscn).mean(dim=(1, 2, 3, 4)) / torch.sqrt(power + 1e-6)
+            pairs = [mscn[..., :, 1:] * mscn[..., :, :-1], mscn[..., 1:, :] * mscn[..., :-1, :],
+                     mscn[..., 1:, 1:] * mscn[..., :-1, :-1], mscn[..., 1:, :-1] * mscn[..., :-1, 1:]]
+            correlations = [p.mean(dim=(1, 2, 3, 4)) / (power + 1e-3) for p in pairs]
+            out += [_log(power, 1e-3), shape] + correlations
+        return torch.stack(out, dim=1)
+
+    def _coherence(self, y: torch.Tensor) -> torch.Tensor:
+        gx = y[..., 1:-1, 2:] - y[..., 1:-1, :-2]
+        gy = y[..., 2:, 1:-1] - y[..., :-2, 1:-1]
+        jxx, jyy, jxy = (gx * gx).mean(dim=(-1, -2)), (gy * gy).mean(dim=(-1, -2)), (gx * gy).mean(dim=(-1, -2))
+        anisotropy = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy * jxy + 1e-6) / (jxx + jyy + 1.0)
+        weights = jxx + jyy
+        return ((anisotropy * weights).sum(dim=(1, 2)) / (weights.sum(dim=(1, 2)) + 1.0))[:, None]
+
     # ------------------------------------------------------------------------------------- head
 
     def set_feature_statistics(self, features: torch.Tensor) -> None:
@@ -247,9 +312,20 @@ class LowLevelQualityNet(nn.Module):
         self.feature_std.copy_(features.std(dim=0).clamp(min=1e-4))
 
     def head_outputs(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The learnt mapping alone: measurements ``[N, F]`` -> ``{output: [N, 1]}``."""
-        scores = self.head((features - self.feature_mean) / self.feature_std)
-        return {name: scores[:, k:k + 1] for k, name in enumerate(self.outputs)}
+        """The learnt mapping alone: measurements ``[N, F]`` -> ``{output: [N, 1]}``.
+
+        Outputs are in the manifest's raw units: ``score = scale * output + centre`` (``score_scale``);
+        ``overall`` is computed from the dimension scores (`OVERALL_WEIGHT`), not learnt."""
+        standard = (features - self.feature_mean) / self.feature_std
+        out = {name: self.heads[name](standard.index_select(1, getattr(self, f"columns_{name}")))
+               for name in self.dimensions}
+        if "overall" in self.outputs:
+            overall = torch.ones_like(out[self.dimensions[0]])
+            for name in self.dimensions:
+                score = torch.clamp(out[name] * self.score_scale + self.score_centre, 0.0, 100.0)
+                overall = overall * (1.0 - OVERALL_WEIGHT[name] * (1.0 - score / 100.0))
+            out["overall"] = (100.0 * overall - self.score_centre) / self.score_scale
+        return {name: out[name] for name in self.outputs}
 
     def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head_outputs(self.features(video))

@@ -34,7 +34,7 @@ from edgevqa.sampling import make_plan
 from . import distortions as dist
 from .content import ContentSource
 
-DATASET_VERSION = 1
+DATASET_VERSION = 2  # 2: re-encoded copies of every clip
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class SampleConfig:
     plans_per_video: int = 2  # plan seeds per encoded video: None (centred) first, then random offsets
     pristine: float = 0.12
     single: float = 0.48
+    # Every encoded clip is also decoded and encoded once more at a visually lossless CRF drawn from this
+    # range (None: not), and that copy is sampled with the first plan seed under the same targets: a score
+    # must not move when a clip goes through one more high-quality encode.
+    reencode_crf: tuple[int, int] | None = (8, 14)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +92,17 @@ def encode_clip(frames: np.ndarray, path: str, fps: int, settings: dist.EncodeSe
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def reencode_clip(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
+    """Decode ``src`` (every frame, RGB) and encode it again with libx264 at ``crf``, the same frame rate."""
+    import av
+
+    with av.open(src) as container:
+        stream = container.streams.video[0]
+        fps = int(round(float(stream.average_rate or 24)))
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+    return encode_clip(frames, dst, fps, dist.EncodeSettings(crf=crf, preset=preset))
 
 
 def sample_video(path: str, view: ViewSpec, seeds: Sequence[int | None]) -> list[np.ndarray]:
@@ -152,7 +167,12 @@ def make_group(source: ContentSource, clip_seed: int, view: ViewSpec, config: Sa
             frames = dist.apply(pristine, d)
             path = encode_clip(frames, os.path.join(tmp, f"{k}.mp4"), config.fps, dist.encode_settings(d))
             t = d.targets()
-            for x in sample_video(path, view, plan_seeds):
+            samples = sample_video(path, view, plan_seeds)
+            if config.reencode_crf is not None:
+                crf = int(rng.integers(config.reencode_crf[0], config.reencode_crf[1] + 1))
+                again = reencode_clip(path, os.path.join(tmp, f"{k}-again.mp4"), crf)
+                samples += sample_video(again, view, plan_seeds[:1])
+            for x in samples:
                 xs.append(x)
                 targets.append([t[n] for n in dist.OUTPUT_NAMES])
                 severities.append([d.level(n) for n in dist.DIMENSIONS])
@@ -179,7 +199,8 @@ def _group_job(args) -> str:
     return cached_group_path(*args)
 
 
-def _load(path: str) -> dict[str, np.ndarray]:
+def load_group(path: str) -> dict[str, np.ndarray]:
+    """One cached group (``x``, ``targets``, ``severity``, ``distortion``)."""
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
@@ -187,6 +208,21 @@ def _load(path: str) -> dict[str, np.ndarray]:
 def build_dataset(sources: Sequence[ContentSource], view: ViewSpec, clips_per_source: int, seed: int,
                   work_dir: str, config: SampleConfig = SampleConfig(), jobs: int = 1) -> dict[str, np.ndarray]:
     """Every source's ``clips_per_source`` groups, concatenated (cached; ``jobs`` worker processes)."""
+    paths = group_paths(sources, view, clips_per_source, seed, work_dir, config, jobs)
+    return concatenate_groups([load_group(p) for p in paths])
+
+
+def concatenate_groups(groups: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Groups (from `load_group`) as one dataset, with ``group``: which pristine clip each sample comes from
+    (samples of one group share their content)."""
+    data = {k: np.concatenate([g[k] for g in groups]) for k in groups[0]}
+    data["group"] = np.concatenate([np.full(len(g["targets"]), i, dtype=np.int32) for i, g in enumerate(groups)])
+    return data
+
+
+def group_paths(sources: Sequence[ContentSource], view: ViewSpec, clips_per_source: int, seed: int,
+                work_dir: str, config: SampleConfig = SampleConfig(), jobs: int = 1) -> list[str]:
+    """Make (or find in the cache) every source's ``clips_per_source`` groups; their ``.npz`` paths."""
     tasks = []
     for source in sources:
         for c in range(clips_per_source):
@@ -199,5 +235,4 @@ def build_dataset(sources: Sequence[ContentSource], view: ViewSpec, clips_per_so
             paths = pool.map(_group_job, tasks, chunksize=1)
     else:
         paths = [_group_job(t) for t in tasks]
-    groups = [_load(p) for p in paths]
-    return {k: np.concatenate([g[k] for g in groups]) for k in groups[0]}
+    return paths

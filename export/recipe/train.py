@@ -2,20 +2,27 @@
 
     python -m edgevqa.export.recipe.train --out runtime/data/default.onnx --seed 0 --work /tmp/edgevqa-recipe
 
-The net is the zoo's ``athqa_tiny`` (ATHQA-style, NTIRE 2025 XGC talking-head entry; see
-`edgevqa.export.models.athqa`), trained with ATHQA's loss, 0.7 MSE + 0.3 pairwise rank, on the synthetic
-distortions of `edgevqa.export.recipe.distortions` applied to the content of `edgevqa.export.recipe.content`
-and sampled exactly as inference samples (`edgevqa.export.recipe.dataset`).
+The default net is the zoo's ``lowlevel_mlp`` (`edgevqa.export.models.lowlevel`: TLVQM-style fixed quality
+measurements on the fragments, one small MLP head per quality dimension, the overall score combined from the
+dimension scores with the targets' own formula). Only the heads learn, so the recipe fits a 2-core CPU: the
+measurements of every sample are computed once (and cached beside the samples), then the heads train on them
+in seconds. The loss is ATHQA's 0.7 MSE + 0.3 pairwise rank, plus a rank loss over pairs of the same content
+and an invariance loss over same-content pairs with equal targets (another fragment plan, or the clip encoded
+once more at a visually lossless CRF: `dataset.SampleConfig.reencode_crf`). Data: the synthetic distortions of
+`edgevqa.export.recipe.distortions` applied to the content of `edgevqa.export.recipe.content` and sampled
+exactly as inference samples (`edgevqa.export.recipe.dataset`).
 
-Choices made for a 2-core CPU budget (about half an hour in all):
+Nets that learn end to end (``--model athqa_tiny``, the zoo's ATHQA-style CNN) train with the same loss on
+random sub-mosaics of the fragments; that needs a GPU to be useful (`train_model`):
 
 - the default view reads two snippets of four consecutive frames (``segments_per_clip=2``,
   ``frame_interval=1``) instead of the zoo's eight frames one segment apart, so frame-level temporal
   distortions (freezes, stutter, shake, flicker) are visible to the temporal branch;
 - training batches are random 2x2-fragment sub-mosaics of the 7x7 mosaic (the net is fully convolutional
   over fragments and averages its quality map, so a sub-mosaic is a smaller sample of the same input), which
-  costs about a twelfth of the full mosaic, so many more steps fit; export uses the full 7x7 view;
-- targets are learnt as ``(score - 50) / 25``; the manifest's rescale ``(25, 50)`` maps them back to 0..100.
+  costs about a twelfth of the full mosaic, so many more steps fit; export uses the full 7x7 view.
+
+Targets are learnt as ``(score - 50) / 25``; the manifest's rescale ``(25, 50)`` maps them back to 0..100.
 
 Reproducibility: every random draw comes from generators seeded by ``--seed`` (torch's global generator is
 seeded inside ``torch.random.fork_rng`` so nothing leaks out); the manifest records the recipe hash (the
@@ -53,10 +60,10 @@ MAX_ONNX_BYTES = 10 * 1024 * 1024
 class RecipeConfig:
     """Everything that decides the shipped model besides the seed and the content list."""
 
-    model: str = "athqa_tiny"
+    model: str = "lowlevel_mlp"
     view_changes: dict = field(default_factory=lambda: {"clip_len": 8, "segments_per_clip": 2, "frame_interval": 1,
                                                         "aligned": 8})
-    clips_per_source: int = 4
+    clips_per_source: int = 12
     heldout_clips_per_source: int = 1
     sample: ds.SampleConfig = ds.SampleConfig()
     epochs: int = 10
@@ -64,6 +71,14 @@ class RecipeConfig:
     learning_rate: float = 4e-3
     weight_decay: float = 1e-4
     crop_cells: int = 2  # training sub-mosaic, in fragments per side
+    # A net with fixed measurements and a learnt head (`lowlevel_mlp`) trains its head alone, on the
+    # measurements of every sample computed once: these settings, not the epochs / batches above.
+    head_steps: int = 2000
+    head_batch_size: int = 256
+    head_learning_rate: float = 3e-3
+    head_weight_decay: float = 1e-2
+    content_rank_weight: float = 0.5  # head training only: rank loss over pairs of the same content
+    invariance_weight: float = 0.5  # head training only: |score gap| over same-content pairs with equal targets
     mse_weight: float = 0.7
     rank_weight: float = 0.3
     threads: int = 2
@@ -83,6 +98,14 @@ def recipe_hash(config: RecipeConfig, sources: Sequence[content_mod.ContentSourc
     for name in ("content.py", "dataset.py", "distortions.py", "train.py"):
         with open(os.path.join(here, name), "rb") as fh:
             digest.update(fh.read())
+    # The trained net's own source: for a net of fixed measurements it decides what the head learns from.
+    import importlib
+
+    from edgevqa.export.models import model_entry
+
+    module = importlib.import_module(model_entry(config.model).build.__module__)
+    with open(module.__file__, "rb") as fh:
+        digest.update(fh.read())
     # Worker and thread counts do not change the samples or the draws: left out, like file locations.
     settings = {k: v for k, v in config.to_dict().items() if k not in ("jobs", "threads")}
     digest.update(json.dumps(settings, sort_keys=True).encode())
@@ -105,6 +128,10 @@ def build_model(config: RecipeConfig, seed: int = 0):
         model = create_model(config.model)
     zoo = model.manifest
     views = tuple(replace(v, **config.view_changes) for v in zoo.views)
+    weights = getattr(sys.modules.get(type(model).__module__), "OVERALL_WEIGHT", None)
+    if weights is not None and weights != dist.OVERALL_WEIGHT:
+        raise ValueError(f"{config.model} combines the overall score with {weights}, the recipe's targets with "
+                         f"{dist.OVERALL_WEIGHT}")
     missing = [n for n in zoo.outputs if n not in dist.OUTPUT_NAMES]
     if missing:
         raise ValueError(f"{config.model} has outputs {missing} that the recipe has no targets for")
@@ -113,26 +140,40 @@ def build_model(config: RecipeConfig, seed: int = 0):
     return model, manifest
 
 
-def rank_loss(pred, target):
-    """Mean over ordered pairs of ``relu(|dt| - sign(dt) * dp)``: the predicted gap must follow the target gap."""
+def rank_loss(pred, target, same=None):
+    """Mean over ordered pairs of ``relu(|dt| - sign(dt) * dp)``: the predicted gap must follow the target gap.
+    ``same`` (bool ``[B, B]``) keeps only those pairs, e.g. pairs of samples of the same content."""
     import torch
 
     dp = pred[:, None] - pred[None, :]
     dt = target[:, None] - target[None, :]
     mask = dt.abs() > 1e-6
+    if same is not None:
+        mask = mask & same
     if not bool(mask.any()):
         return pred.sum() * 0.0
     return torch.relu(dt.abs() - torch.sign(dt) * dp)[mask].mean()
 
 
-def recipe_loss(outputs: dict, targets, names: Sequence[str], config: RecipeConfig):
+def recipe_loss(outputs: dict, targets, names: Sequence[str], config: RecipeConfig, groups=None):
+    """0.7 MSE + 0.3 pairwise rank per output; with ``groups`` (content id per sample) also the rank loss over
+    pairs of the same content, weighted by ``config.content_rank_weight``: a clip must score below its own
+    less distorted versions, whatever other content scores."""
     import torch
 
     total = 0.0
+    same = None if groups is None else groups[:, None] == groups[None, :]
     for k, name in enumerate(names):
         pred = outputs[name].reshape(-1)
         y = targets[:, k]
         total = total + config.mse_weight * torch.mean((pred - y) ** 2) + config.rank_weight * rank_loss(pred, y)
+        if same is not None:
+            total = total + config.content_rank_weight * rank_loss(pred, y, same)
+            # Same content, same targets (another plan, or the clip encoded once more): the same score.
+            tie = same & ((y[:, None] - y[None, :]).abs() <= 1e-6)
+            tie.fill_diagonal_(False)
+            if bool(tie.any()):
+                total = total + config.invariance_weight * (pred[:, None] - pred[None, :]).abs()[tie].mean()
     return total / len(names)
 
 
@@ -242,6 +283,77 @@ def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConf
     return losses
 
 
+def sample_features(model, manifest, x_u8: np.ndarray, batch_size: int = 16, threads: int | None = None) -> np.ndarray:
+    """The fixed measurements (`model.features`) of uint8 samples on the full view, ``[N, F]`` float32."""
+    import torch
+
+    view = manifest.views[0]
+    out = []
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for b in range(0, len(x_u8), batch_size):
+                x = torch.from_numpy(ds.normalise(np.ascontiguousarray(x_u8[b:b + batch_size, 0]), view))
+                out.append(model.features(x).numpy())
+    finally:
+        torch.set_num_threads(previous_threads)
+    return np.concatenate(out).astype(np.float32)
+
+
+def train_head(model, manifest, data: dict[str, np.ndarray], config: RecipeConfig, seed: int,
+               max_steps: int | None = None, features: np.ndarray | None = None) -> list[float]:
+    """Train the learnt head of a fixed-measurement net (`lowlevel_mlp`) in place; returns the loss of every step.
+
+    The measurements of every sample are computed once (they have no parameters); their training-set mean and
+    std become the net's standardisation; then the head is fitted on random mini-batches of them with the
+    recipe's loss (AdamW, cosine schedule)."""
+    import torch
+
+    names = list(manifest.outputs)
+    columns = [dist.OUTPUT_NAMES.index(n) for n in names]
+    started = time.perf_counter()
+    if features is None:
+        features = sample_features(model, manifest, data["x"], threads=config.threads)
+        log.info("measurements of %d samples in %.0f s", len(features), time.perf_counter() - started)
+    features = torch.from_numpy(np.asarray(features, dtype=np.float32))
+    if not torch.isfinite(features).all():
+        raise RuntimeError("a training sample gave a non-finite measurement")
+    targets = torch.from_numpy(((data["targets"][:, columns] - TARGET_CENTRE) / TARGET_SCALE).astype(np.float32))
+    total_steps = config.head_steps if max_steps is None else max_steps
+    rng = np.random.default_rng([seed, 2])
+    group_ids = data["group"] if "group" in data else np.arange(len(features))
+    groups = torch.from_numpy(np.asarray(group_ids, dtype=np.int64))
+    group_members = [np.flatnonzero(group_ids == g) for g in np.unique(group_ids)]
+    group_batch = max(1, config.head_batch_size * len(group_members) // len(features))
+    losses: list[float] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in model.heads.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+        model.set_feature_statistics(features)
+        model.train()
+        optimiser = torch.optim.AdamW(model.heads.parameters(), lr=config.head_learning_rate,
+                                      weight_decay=config.head_weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(total_steps, 1))
+        for step in range(total_steps):
+            # Whole groups (every distortion of a few clips), so the batch holds same-content pairs.
+            picked = rng.choice(len(group_members), min(group_batch, len(group_members)), replace=False)
+            idx = torch.from_numpy(np.concatenate([group_members[i] for i in picked]))
+            loss = recipe_loss(model.head_outputs(features[idx]), targets[idx], names, config, groups[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            if (step + 1) % 500 == 0:
+                log.info("head step %d/%d  loss %.4f", step + 1, total_steps, float(np.mean(losses[-50:])))
+    model.eval()
+    return losses
+
+
 def predict(model, manifest, x_u8: np.ndarray, batch_size: int = 8) -> np.ndarray:
     """Scores (0..100, manifest outputs order) of uint8 samples with the torch model on the full view."""
     import torch
@@ -331,6 +443,8 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
                max_steps: int | None = None, device: str = "cpu",
                time_budget_s: float | None = None) -> dict[str, Any]:
     """Build the data, train, evaluate on held-out content, export; returns a summary (also in the manifest)."""
+    if os.path.exists(out) and not overwrite:  # before the work, not after it
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
     sources = list(sources) if sources is not None else content_mod.default_content()
     train_sources = content_mod.split(sources, "train")
     heldout_sources = content_mod.split(sources, "heldout")
@@ -341,19 +455,53 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
     hash_of_recipe = recipe_hash(config, sources)
     started = time.perf_counter()
     log.info("making training samples from %d sources (cached under %s)", len(train_sources), work)
-    train = ds.build_dataset(train_sources, view, config.clips_per_source, seed, work, config.sample, config.jobs)
-    data_seconds = time.perf_counter() - started
-    log.info("%d training samples in %.0f s", len(train["x"]), data_seconds)
-    heldout = None
+    train_paths = ds.group_paths(train_sources, view, config.clips_per_source, seed, work, config.sample, config.jobs)
+    heldout_paths = []
     if heldout_sources and config.heldout_clips_per_source:
         heldout_config = replace(config.sample, plans_per_video=1)
-        heldout = ds.build_dataset(heldout_sources, view, config.heldout_clips_per_source, seed + 10_000, work,
-                                   heldout_config, config.jobs)
+        heldout_paths = ds.group_paths(heldout_sources, view, config.heldout_clips_per_source, seed + 10_000, work,
+                                       heldout_config, config.jobs)
+    data_seconds = time.perf_counter() - started
+    fixed_measurements = hasattr(model, "head_outputs")
+    if fixed_measurements:
+        # The pixels are needed only for the measurements: each group is measured as it is loaded.
+        # Measurements are cached beside each group, keyed by the net's source (which defines them).
+        import importlib
+
+        source = importlib.import_module(type(model).__module__).__file__
+        with open(source, "rb") as fh:
+            measurement_key = hashlib.sha256(fh.read()).hexdigest()[:12]
+
+        def measured_groups(paths):
+            groups = []
+            for path in paths:
+                cached = f"{path[:-len('.npz')]}.measured-{measurement_key}.npy"
+                with np.load(path) as group:
+                    kept = {k: group[k] for k in group.files if k != "x"}
+                    if os.path.exists(cached):
+                        kept["features"] = np.load(cached)
+                    else:
+                        kept["features"] = sample_features(model, manifest, group["x"], threads=config.threads)
+                        np.save(cached + ".tmp.npy", kept["features"])
+                        os.replace(cached + ".tmp.npy", cached)
+                groups.append(kept)
+            return ds.concatenate_groups(groups)
+
+        train = measured_groups(train_paths)
+        heldout = measured_groups(heldout_paths) if heldout_paths else None
+    else:
+        train = ds.concatenate_groups([ds.load_group(p) for p in train_paths])
+        heldout = ds.concatenate_groups([ds.load_group(p) for p in heldout_paths]) if heldout_paths else None
+    log.info("%d training samples in %.0f s (making them), %.0f s in all", len(train["targets"]), data_seconds,
+             time.perf_counter() - started)
     t0 = time.perf_counter()
-    losses = train_model(model, manifest, train, config, seed, max_steps, device, time_budget_s)
+    if fixed_measurements:
+        losses = train_head(model, manifest, train, config, seed, max_steps, features=train["features"])
+    else:
+        losses = train_model(model, manifest, train, config, seed, max_steps, device, time_budget_s)
     train_seconds = time.perf_counter() - t0
     summary: dict[str, Any] = {
-        "recipe_hash": hash_of_recipe, "seed": seed, "train_samples": int(len(train["x"])),
+        "recipe_hash": hash_of_recipe, "seed": seed, "train_samples": int(len(train["targets"])),
         "train_sources": [s.name for s in train_sources], "heldout_sources": [s.name for s in heldout_sources],
         "steps": len(losses), "first_loss": round(float(np.mean(losses[:10])), 4),
         "last_loss": round(float(np.mean(losses[-10:])), 4), "data_seconds": round(data_seconds, 1),
@@ -362,12 +510,19 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
                    json.dumps(dist.OVERALL_WEIGHT, sort_keys=True),
     }
     if heldout is not None:
-        pred = predict(model, manifest, heldout["x"])
-        summary["heldout_samples"] = int(len(heldout["x"]))
+        if fixed_measurements:
+            import torch
+
+            with torch.no_grad():
+                scores = model.head_outputs(torch.from_numpy(heldout["features"]))
+            pred = np.stack([scores[n].numpy().reshape(-1) for n in manifest.outputs], 1) * TARGET_SCALE + TARGET_CENTRE
+        else:
+            pred = predict(model, manifest, heldout["x"])
+        summary["heldout_samples"] = int(len(heldout["targets"]))
         summary["heldout_srcc"] = {k: None if v is None else round(v, 4) for k, v in
                                    heldout_correlations(pred, heldout, manifest.outputs).items()}
         log.info("held-out Spearman vs targets: %s", summary["heldout_srcc"])
-    manifest = replace(manifest, description="edgevqa's default model: athqa_tiny trained on synthetic distortions "
+    manifest = replace(manifest, description=f"edgevqa's default model: {config.model} trained on synthetic distortions "
                                              "(export/recipe); scores 0..100, higher is better",
                        metadata={**dict(manifest.metadata), "recipe": "edgevqa.export.recipe",
                                  **{k: summary[k] for k in ("recipe_hash", "seed", "train_samples", "steps",
@@ -391,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "edgevqa-recipe"),
                         help="work directory for the sample cache (reused between runs)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--model", default=None, help="zoo model to train (default: lowlevel_mlp)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--clips-per-source", type=int, default=None)
     parser.add_argument("--crop-cells", type=int, default=None, help="training sub-mosaic size in fragments")
@@ -402,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    changes = {k: v for k, v in (("epochs", args.epochs), ("clips_per_source", args.clips_per_source),
+    changes = {k: v for k, v in (("model", args.model), ("epochs", args.epochs), ("clips_per_source", args.clips_per_source),
                                  ("jobs", args.jobs), ("threads", args.threads),
                                  ("crop_cells", args.crop_cells), ("batch_size", args.batch_size)) if v is not None}
     config = replace(RecipeConfig(), **changes)

@@ -226,7 +226,8 @@ def test_head_training_learns_from_measurements():
             frames = [base + rng.normal(0, 3 * level, base.shape) for _ in range(8)]
             xs.append(_clip_from_luma(frames)[:, None])
             noise_score = 100 - 30 * level
-            targets.append([noise_score, 50, noise_score, 50, 50, 50])
+            overall = 100 * (1 - 0.8 * (1 - noise_score / 100))  # the net's own combination (OVERALL_WEIGHT)
+            targets.append([overall, 100, noise_score, 100, 100, 100])
             groups.append(g)
     data = {"x": np.concatenate(xs), "targets": np.asarray(targets, np.float32), "group": np.asarray(groups)}
     config = replace(recipe.RecipeConfig(), head_steps=300, head_batch_size=16, threads=1)
@@ -238,3 +239,9 @@ def test_head_training_learns_from_measurements():
         x = torch.from_numpy(_normalised(data["x"][:, 0]))
         noise = model(x)["noise"].numpy().ravel()
     assert spearmanr(noise, data["targets"][:, 2]).statistic > 0.9
+    from edgevqa.export.models.lowlevel import OVERALL_WEIGHT
+
+    with torch.no_grad():
+        out = {k: v.numpy().ravel() * 25 + 50 for k, v in model(x).items()}
+    expected = 100 * np.prod([1 - w * (1 - np.clip(out[d], 0, 100) / 100) for d, w in OVERALL_WEIGHT.items()], axis=0)
+    np.testing.assert_allclose(out["overall"], expected, rtol=1e-4, atol=1e-3)

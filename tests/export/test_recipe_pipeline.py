@@ -87,13 +87,19 @@ def test_default_content_holds_some_out():
 
 
 def test_group_shapes_follow_the_manifest(group, default_manifest):
+    """Each distortion gives its sample and the sample of a copy encoded once more (same plan, same targets)."""
     view = default_manifest.views[0]
-    assert group["x"].shape == (4,) + view.input_shape() and group["x"].dtype == np.uint8
-    assert group["targets"].shape == (4, len(dist.OUTPUT_NAMES))
-    assert group["severity"].shape == (4, len(dist.DIMENSIONS))
-    np.testing.assert_allclose(group["targets"][0], 100.0)
+    assert group["x"].shape == (8,) + view.input_shape() and group["x"].dtype == np.uint8
+    assert group["targets"].shape == (8, len(dist.OUTPUT_NAMES))
+    assert group["severity"].shape == (8, len(dist.DIMENSIONS))
+    np.testing.assert_allclose(group["targets"][:2], 100.0)
     blur = dist.OUTPUT_NAMES.index("blur")
-    assert group["targets"][1, blur] == pytest.approx(20.0)
+    assert group["targets"][2, blur] == pytest.approx(20.0)
+    for k in range(4):
+        np.testing.assert_array_equal(group["targets"][2 * k], group["targets"][2 * k + 1])
+        first, again = (group["x"][2 * k + i].astype(np.int16) for i in (0, 1))
+        # A visually lossless re-encode: close to the first encode, but really another encode.
+        assert 0.0 < np.mean(np.abs(first - again)) < 3.0
 
 
 def test_samples_are_exactly_what_the_runtime_feeds(tmp_path, default_manifest):
@@ -129,7 +135,8 @@ def test_artifact_severity_is_real_compression(tmp_path):
 
 @pytest.mark.slow
 def test_training_smoke_run_lowers_the_loss(group, small_manifest, tmp_path):
-    model, _ = recipe.build_model(recipe.RecipeConfig(), seed=0)
+    """The end-to-end trainer (every weight learnt), as used for the zoo's CNNs such as athqa_tiny."""
+    model, _ = recipe.build_model(replace(recipe.RecipeConfig(), model="athqa_tiny"), seed=0)
     view = small_manifest.views[0]
     data = {"x": np.ascontiguousarray(group["x"][..., :64, :64]), "targets": group["targets"]}
     config = replace(recipe.RecipeConfig(), batch_size=4, crop_cells=None, learning_rate=2e-3, threads=1)
@@ -173,6 +180,48 @@ def test_rank_loss_is_zero_for_the_right_order_and_positive_otherwise():
     assert float(recipe.rank_loss(target * 2, target)) == 0.0
     assert float(recipe.rank_loss(-target, target)) > 0.0
     assert float(recipe.rank_loss(target, torch.zeros(3))) == 0.0
+
+
+def test_content_losses_rank_within_content_and_tie_equal_targets():
+    config = recipe.RecipeConfig()
+    names = ["noise"]
+    target = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
+    groups = torch.tensor([0, 0, 0, 1])
+    good = {"noise": torch.tensor([[1.0], [1.0], [0.0], [0.0]])}
+    untied = {"noise": torch.tensor([[1.0], [0.4], [0.0], [0.0]])}
+    inverted = {"noise": torch.tensor([[0.0], [0.0], [1.0], [0.0]])}
+    base = float(recipe.recipe_loss(good, target, names, config, groups))
+    assert base == pytest.approx(0.0, abs=1e-7)
+    # The tie between samples 0 and 1 (same content, same target) costs |0.6| * invariance_weight, plus MSE.
+    assert float(recipe.recipe_loss(untied, target, names, config, groups)) > \
+        float(recipe.recipe_loss(untied, target, names, config, None))
+    assert float(recipe.recipe_loss(inverted, target, names, config, groups)) > \
+        float(recipe.recipe_loss(inverted, target, names, config, None))
+
+
+@pytest.mark.slow
+def test_recipe_end_to_end_is_reproducible_and_caches_measurements(tmp_path):
+    """The whole command on a tiny content list, twice: the same model, the second time from the caches."""
+    sources = [content_mod.RenderedScene("tiny-train", "train", seed=11, size=SMALL_SIZE),
+               content_mod.RenderedScene("tiny-heldout", "heldout", seed=12, size=SMALL_SIZE)]
+    config = replace(recipe.RecipeConfig(), clips_per_source=1, head_steps=60, head_batch_size=8, jobs=1, threads=1)
+    work = str(tmp_path / "work")
+    outs = [str(tmp_path / f"model-{i}.onnx") for i in range(2)]
+    summaries = [recipe.run_recipe(out, seed=3, work=work, config=config, sources=sources) for out in outs]
+    assert summaries[0]["train_samples"] == 12 and summaries[0]["heldout_samples"] == 8
+    assert summaries[0]["recipe_hash"] == summaries[1]["recipe_hash"]
+    measured = [f for f in os.listdir(os.path.join(work, "samples")) if ".measured-" in f]
+    assert len(measured) == 2  # one training group, one held-out group
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 224, 224), dtype=np.float32)
+    results = [ort.InferenceSession(o, providers=["CPUExecutionProvider"]).run(None, {"video": x}) for o in outs]
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    manifest = load_manifest(outs[0])
+    assert manifest.name == recipe.MODEL_NAME and dict(manifest.metadata)["seed"] == 3
+    with pytest.raises(FileExistsError):
+        recipe.run_recipe(outs[0], seed=3, work=work, config=config, sources=sources)
 
 
 def test_recipe_hash_is_stable_and_tracks_the_configuration():

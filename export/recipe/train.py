@@ -50,7 +50,7 @@ from . import distortions as dist
 log = logging.getLogger("edgevqa.recipe")
 
 MODEL_NAME = "edgevqa-default"
-MODEL_VERSION = "2.0"
+MODEL_VERSION = "2.1"
 TARGET_CENTRE = 50.0
 TARGET_SCALE = 25.0
 MAX_ONNX_BYTES = 10 * 1024 * 1024
@@ -317,11 +317,12 @@ def sample_features(model, manifest, x_u8: np.ndarray, batch_size: int = 16, thr
 
 def train_head(model, manifest, data: dict[str, np.ndarray], config: RecipeConfig, seed: int,
                max_steps: int | None = None, features: np.ndarray | None = None) -> list[float]:
-    """Train the learnt head of a fixed-measurement net (`lowlevel_mlp`) in place; returns the loss of every step.
+    """Train the learnt head of a fixed-measurement net (`lowlevel_mlp`) in place; returns the loss of every step
+    (of every member of the heads' ensemble, one after the other).
 
     The measurements of every sample are computed once (they have no parameters); their training-set mean and
-    std become the net's standardisation; then the head is fitted on random mini-batches of them with the
-    recipe's loss (AdamW, cosine schedule)."""
+    std become the net's standardisation; then each member of the heads' ensemble is fitted on its own random
+    mini-batches of them with the recipe's loss (AdamW, cosine schedule)."""
     import torch
 
     names = list(manifest.outputs)
@@ -341,28 +342,37 @@ def train_head(model, manifest, data: dict[str, np.ndarray], config: RecipeConfi
     group_members = [np.flatnonzero(group_ids == g) for g in np.unique(group_ids)]
     group_batch = max(1, config.head_batch_size * len(group_members) // len(features))
     losses: list[float] = []
+    members = getattr(model, "head_members", 1)
+    model.set_feature_statistics(features)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for layer in model.heads.modules():
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        model.set_feature_statistics(features)
-        model.train()
-        optimiser = torch.optim.AdamW(model.heads.parameters(), lr=config.head_learning_rate,
-                                      weight_decay=config.head_weight_decay)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(total_steps, 1))
-        for step in range(total_steps):
-            # Whole groups (every distortion of a few clips), so the batch holds same-content pairs.
-            picked = rng.choice(len(group_members), min(group_batch, len(group_members)), replace=False)
-            idx = torch.from_numpy(np.concatenate([group_members[i] for i in picked]))
-            loss = recipe_loss(model.head_outputs(features[idx]), targets[idx], names, config, groups[idx])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-            if (step + 1) % 500 == 0:
-                log.info("head step %d/%d  loss %.4f", step + 1, total_steps, float(np.mean(losses[-50:])))
+        # Each member of the heads' ensemble is trained alone, from its own initialisation and batches.
+        for member in range(members):
+            member_rng = rng if member == 0 else np.random.default_rng([seed, 2, member])
+            torch.manual_seed(seed if member == 0 else seed * 1000 + member)
+            model.active_member = member if members > 1 else None
+            parameters = [p for head in model.heads.values() for p in head.members[member].parameters()]
+            for head in model.heads.values():
+                for layer in head.members[member].modules():
+                    if hasattr(layer, "reset_parameters"):
+                        layer.reset_parameters()
+            model.train()
+            optimiser = torch.optim.AdamW(parameters, lr=config.head_learning_rate,
+                                          weight_decay=config.head_weight_decay)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(total_steps, 1))
+            for step in range(total_steps):
+                # Whole groups (every distortion of a few clips), so the batch holds same-content pairs.
+                picked = member_rng.choice(len(group_members), min(group_batch, len(group_members)), replace=False)
+                idx = torch.from_numpy(np.concatenate([group_members[i] for i in picked]))
+                loss = recipe_loss(model.head_outputs(features[idx]), targets[idx], names, config, groups[idx])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                losses.append(float(loss.detach()))
+                if (step + 1) % 500 == 0:
+                    log.info("head member %d/%d step %d/%d  loss %.4f", member + 1, members, step + 1, total_steps,
+                             float(np.mean(losses[-50:])))
+    model.active_member = None
     model.eval()
     return losses
 

@@ -110,6 +110,13 @@ def test_measurements_match_numpy(net, grid):
     colourfulness = (np.sqrt(rg.var(axis=(2, 3), ddof=1) + yb.var(axis=(2, 3), ddof=1))
                      + 0.3 * np.sqrt(rg.mean(axis=(2, 3)) ** 2 + yb.mean(axis=(2, 3)) ** 2)).mean(axis=1)
     np.testing.assert_allclose(got["colourfulness"], np.log(colourfulness + 1), rtol=1e-4, atol=1e-4)
+    cb_still, cr_still = cb[:, ::4], cr[:, ::4]
+    chroma = np.sqrt(cb_still ** 2 + cr_still ** 2)
+    np.testing.assert_allclose(got["neutral_share"], np.exp(-chroma / 6).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
+    for name, weight in (("shadow_cast", np.exp(-y_still / 24)), ("highlight_cast", np.exp(-(255 - y_still) / 24))):
+        total = weight.sum(axis=(1, 2, 3)) + 1
+        mean_chroma = np.hypot((weight * cb_still).sum(axis=(1, 2, 3)), (weight * cr_still).sum(axis=(1, 2, 3)))
+        np.testing.assert_allclose(got[name], np.log(mean_chroma / total + 1), rtol=1e-4, atol=1e-4)
     assert all(np.all(np.isfinite(v)) for v in got.values())
 
 
@@ -180,6 +187,21 @@ def test_colour_measurements_see_desaturation_and_cast(net):
     assert c["cast"][0] > a["cast"][0] + 1.0
 
 
+def test_cast_moves_neutral_shadows_and_highlights_off_grey(net):
+    # A grey scene with dark and bright regions: neutral everywhere until a Cb / Cr shift tints it all.
+    rng = np.random.default_rng(11)
+    grey = _clip_from_luma([np.clip(_texture(rng, 64, 96, 3.0) * 1.6 - 76, 0, 255) for _ in range(8)])
+    ycc = grey.astype(np.float32)
+    tinted = ycc.copy()
+    tinted[:, 0] += 1.402 * 20  # Cr + 20 (JFIF): R up, G down a little
+    tinted[:, 1] -= 0.714136 * 20
+    tinted = np.clip(np.rint(tinted), 0, 255).astype(np.uint8)
+    a, b = _features(net, grey), _features(net, tinted)
+    assert a["neutral_share"][0] > 0.99 and b["neutral_share"][0] < 0.1
+    assert a["shadow_cast"][0] < 0.01 and a["highlight_cast"][0] < 0.01
+    assert b["shadow_cast"][0] > 1.5 and b["highlight_cast"][0] > 1.0
+
+
 # ------------------------------------------------------------------------------------------ export and head
 
 
@@ -211,6 +233,20 @@ class _Tuple(torch.nn.Module):
         return tuple(out[n] for n in self.net.outputs)
 
 
+def test_head_ensemble_is_the_mean_of_its_members(net):
+    features = torch.randn(7, len(FEATURE_NAMES))
+    with torch.no_grad():
+        mean = net.head_outputs(features)
+        members = []
+        for m in range(net.head_members):
+            net.active_member = m
+            members.append(net.head_outputs(features))
+        net.active_member = None
+    for name in net.dimensions:
+        torch.testing.assert_close(mean[name], torch.stack([o[name] for o in members]).mean(dim=0))
+    assert not torch.allclose(members[0]["color"], members[1]["color"])  # independent initialisations
+
+
 def test_head_training_learns_from_measurements():
     from dataclasses import replace
 
@@ -232,7 +268,12 @@ def test_head_training_learns_from_measurements():
     data = {"x": np.concatenate(xs), "targets": np.asarray(targets, np.float32), "group": np.asarray(groups)}
     config = replace(recipe.RecipeConfig(), head_steps=300, head_batch_size=16, threads=1)
     losses = recipe.train_head(model, manifest, data, config, seed=0)
-    assert len(losses) == 300 and np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    members = model.head_members
+    assert members == 5 and len(losses) == 300 * members  # every member of the heads' ensemble trains alone
+    for m in range(members):
+        run = losses[300 * m:300 * (m + 1)]
+        assert np.mean(run[-20:]) < 0.5 * np.mean(run[:20])
+    assert model.active_member is None  # scoring uses the ensemble's mean again
     from scipy.stats import spearmanr
 
     with torch.no_grad():

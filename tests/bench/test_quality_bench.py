@@ -1,0 +1,45 @@
+"""The default-model quality bench's re-encode (`transcode`) and summary, on small generated clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from edgevqa.bench.default_model_quality import summarise, transcode  # noqa: E402
+
+
+def test_transcode_keeps_the_frames_in_yuv(clips, tmp_path):
+    src = clips[1]  # 80x48, 30 frames at 15 fps, yuv420p
+    lossless = transcode(str(src), str(tmp_path / "crf0.mp4"), 0)  # CRF 0: lossless in the encoder's own format
+    with av.open(str(src)) as a, av.open(lossless) as b:
+        sa, sb = a.streams.video[0], b.streams.video[0]
+        assert (sb.codec_context.width, sb.codec_context.height, sb.codec_context.pix_fmt) == \
+            (sa.codec_context.width, sa.codec_context.height, sa.codec_context.pix_fmt)
+        assert float(sb.average_rate) == pytest.approx(float(sa.average_rate))
+        fa, fb = list(a.decode(sa)), list(b.decode(sb))
+    assert len(fa) == len(fb) == 30
+    # No colour conversion on the way: every plane comes back bit for bit.
+    for x, y in zip(fa, fb):
+        assert np.array_equal(x.to_ndarray(), y.to_ndarray())
+
+
+def test_summary_names_the_worst_source_of_the_re_encode():
+    dims = ("color", "noise", "artifact", "blur", "temporal")
+    rows, stability, round_trip = [], [], []
+    for s, source in enumerate(("a", "b")):
+        base = {"overall": 90.0, **{d: 90.0 for d in dims}}
+        rows.append({"source": source, "dim": None, "kind": None, "level": 0.0, "scores": base})
+        for d in dims:
+            for level in (0.5, 1.0):
+                rows.append({"source": source, "dim": d, "kind": "k", "level": level,
+                             "scores": {**base, d: 90.0 - 80 * level, "overall": 90.0 - 60 * level}})
+        stability.append({k: (3.0 if source == "b" and k == "blur" else 0.5) for k in base})
+        round_trip.append({k: 4.0 for k in base})
+    summary = summarise(rows, stability, True, round_trip)
+    assert summary["lossless_reencode_max_change"] == 3.0
+    assert summary["lossless_reencode_worst_source"] == "b"
+    assert summary["rgb_round_trip_reencode_max_change"] == 4.0
+    assert summary["pristine_wins"] == 1.0 and summary["overall_monotone_sweeps"] == 1.0
+    assert all(v["srcc"] == pytest.approx(1.0) for v in summary["per_dimension"].values())

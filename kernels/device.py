@@ -11,8 +11,9 @@ exact architecture of the GPU in use (sm_87 on Jetson Orin, sm_90 on H100, whate
 is cached on disk per architecture and source hash (``$EDGEVQA_CACHE_DIR`` or ``~/.cache/edgevqa``). Why not
 prebuilt with nvcc: the wheel would then need nvcc and a CUDA toolkit at build time and would carry a fatbin
 for a fixed list of architectures, while the package must build and install on machines without CUDA (CI,
-CPU servers) and the deployment targets (Jetson, data-centre GPUs) all have the NVRTC library through
-cuda-python's own wheels; the one-off compile takes well under a second and is cached. CI still compiles the
+CPU servers) and the deployment targets (Jetson, data-centre GPUs) all have the NVRTC library (the CUDA
+toolkit or JetPack, torch's CUDA wheels, or PyPI's ``nvidia-cuda-nvrtc``: the ``nvrtc`` extra); the one-off
+compile takes well under a second and is cached. NVRTC itself needs no GPU, so CI runs this compile too. CI still compiles the
 same ``.cu`` text with nvcc for sm_87 and sm_90 (+PTX) to catch errors without a GPU.
 
 Every driver call, compile and launch is checked and raises `KernelError` with the driver's error name;

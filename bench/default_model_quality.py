@@ -9,7 +9,10 @@ exactly as a user's video would be. Reported:
 
 - accuracy: per dimension, Spearman correlation between the predicted score and the true severity (sign
   flipped so 1 is perfect; target >= 0.9); the overall score's monotonicity along each sweep; the share of
-  (pristine, distorted) pairs of the same content where the pristine clip scores higher (target >= 95 %);
+  (pristine, distorted) pairs of the same content where the pristine clip scores higher (target >= 95 %). A
+  distortion that leaves every pixel as it was (desaturating greyscale content) makes no distorted version:
+  such clips count as severity 0 in the correlations and are left out of the pairs and sweeps (their number
+  is printed);
 - stability: the largest score change when a pristine clip is re-encoded visually losslessly (libx264 CRF
   10; target <= 2 points), and whether scoring the same clip twice gives identical scores. The re-encode is
   a transcode as FFmpeg does it (`transcode`: decoded YUV 4:2:0 frames straight into the encoder). Also
@@ -130,10 +133,12 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
                 kind = dist.KINDS[dim][(i + d_index) % len(dist.KINDS[dim])]
                 for level in levels:
                     d = dist.Distortion({dim: level}, {dim: kind}, seed=int(1000 * i + 10 * d_index + 100 * level))
-                    path = encode_clip(dist.apply(pristine, d), os.path.join(workdir, f"{i}-{dim}-{level}.mp4"), 24,
+                    frames = dist.apply(pristine, d)
+                    unchanged = np.array_equal(frames, pristine) and dist.encode_settings(d) == dist.EncodeSettings()
+                    path = encode_clip(frames, os.path.join(workdir, f"{i}-{dim}-{level}.mp4"), 24,
                                        dist.encode_settings(d))
                     rows.append({"source": source.name, "dim": dim, "kind": kind, "level": float(level),
-                                 "scores": pipeline.score(path).scores})
+                                 "unchanged": bool(unchanged), "scores": pipeline.score(path).scores})
                     os.remove(path)
     return rows, stability, repeat_identical, rgb_round_trip
 
@@ -143,6 +148,9 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
 
     summary = {"per_dimension": {}, "kinds": {}}
     pristine = {r["source"]: r["scores"] for r in rows if r["dim"] is None}
+    # A "distortion" that changed no pixel is the pristine clip again: severity 0, and no pair or sweep step.
+    summary["unchanged_clips"] = sum(1 for r in rows if r.get("unchanged"))
+    rows = [dict(r, level=0.0) if r.get("unchanged") else r for r in rows]
     for dim in dist.DIMENSIONS:
         sweep = [r for r in rows if r["dim"] == dim]
         pts = [(0.0, s[dim]) for s in pristine.values()] + [(r["level"], r["scores"][dim]) for r in sweep]
@@ -162,7 +170,7 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
     monotone, steps_down, steps, per_sweep = 0, 0, 0, []
     sweeps = {}
     for r in rows:
-        if r["dim"] is not None:
+        if r["dim"] is not None and not r.get("unchanged"):
             sweeps.setdefault((r["source"], r["dim"]), []).append((r["level"], r["scores"]["overall"]))
     for (source, _), pts in sweeps.items():
         values = [pristine[source]["overall"]] + [v for _, v in sorted(pts)]
@@ -171,7 +179,8 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
         steps_down += int(np.sum(diffs < 0))
         steps += len(diffs)
         per_sweep.append(-_spearman([0.0] + [lv for lv, _ in sorted(pts)], values))
-    wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in rows if r["dim"] is not None]
+    wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in rows
+            if r["dim"] is not None and not r.get("unchanged")]
     summary["overall_monotone_sweeps"] = monotone / max(len(sweeps), 1)
     summary["overall_steps_down"] = steps_down / max(steps, 1)
     summary["overall_sweep_srcc_mean"] = float(np.nanmean(per_sweep))
@@ -257,7 +266,8 @@ def main(argv=None) -> int:
     print(f"overall strictly falling along a sweep: {summary['overall_monotone_sweeps']:.1%} of sweeps, "
           f"{summary['overall_steps_down']:.1%} of steps; mean sweep SRCC {summary['overall_sweep_srcc_mean']:.3f}")
     print(f"pristine beats its distorted version: {summary['pristine_wins']:.1%} of {summary['pairs']} pairs "
-          f"(target >= 95 %)")
+          f"(target >= 95 %); {summary['unchanged_clips']} 'distorted' clips had every pixel unchanged (severity 0, "
+          "not paired)")
     print(f"visually lossless re-encode (CRF 10): largest score change {summary['lossless_reencode_max_change']:.2f} "
           f"points (target <= 2); by output " +
           ", ".join(f"{k} {v:.2f}" for k, v in summary["lossless_reencode_max_by_output"].items()) +

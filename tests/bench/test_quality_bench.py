@@ -43,3 +43,22 @@ def test_summary_names_the_worst_source_of_the_re_encode():
     assert summary["rgb_round_trip_reencode_max_change"] == 4.0
     assert summary["pristine_wins"] == 1.0 and summary["overall_monotone_sweeps"] == 1.0
     assert all(v["srcc"] == pytest.approx(1.0) for v in summary["per_dimension"].values())
+
+
+def test_unchanged_clips_are_severity_zero_and_not_pairs():
+    dims = ("color", "noise", "artifact", "blur", "temporal")
+    base = {"overall": 80.0, **{d: 80.0 for d in dims}}
+    rows = [{"source": "grey", "dim": None, "kind": None, "level": 0.0, "scores": base}]
+    for d in dims:
+        for level in (0.5, 1.0):
+            unchanged = d == "color"  # desaturating greyscale content: the same pixels, the same scores
+            scores = base if unchanged else {**base, d: 80.0 - 60 * level, "overall": 80.0 - 50 * level}
+            rows.append({"source": "grey", "dim": d, "kind": "desaturate" if unchanged else "k", "level": level,
+                         "unchanged": unchanged, "scores": scores})
+    stability = [{k: 0.0 for k in base}]
+    summary = summarise(rows, stability, True, stability)
+    assert summary["unchanged_clips"] == 2
+    assert summary["pairs"] == 8 and summary["pristine_wins"] == 1.0  # the two unchanged clips are not pairs
+    assert summary["overall_monotone_sweeps"] == 1.0  # and make no sweep
+    assert np.isnan(summary["per_dimension"]["color"]["srcc"])  # all severity 0 now: nothing to correlate
+    assert summary["per_dimension"]["noise"]["srcc"] == pytest.approx(1.0)

@@ -133,10 +133,9 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
                 kind = dist.KINDS[dim][(i + d_index) % len(dist.KINDS[dim])]
                 for level in levels:
                     d = dist.Distortion({dim: level}, {dim: kind}, seed=int(1000 * i + 10 * d_index + 100 * level))
-                    frames = dist.apply(pristine, d)
-                    unchanged = np.array_equal(frames, pristine) and dist.encode_settings(d) == dist.EncodeSettings()
-                    path = encode_clip(frames, os.path.join(workdir, f"{i}-{dim}-{level}.mp4"), 24,
-                                       dist.encode_settings(d))
+                    frames, settings = dist.apply(pristine, d), dist.encode_settings(d)
+                    unchanged = np.array_equal(frames, pristine) and settings == dist.EncodeSettings()
+                    path = encode_clip(frames, os.path.join(workdir, f"{i}-{dim}-{level}.mp4"), 24, settings)
                     rows.append({"source": source.name, "dim": dim, "kind": kind, "level": float(level),
                                  "unchanged": bool(unchanged), "scores": pipeline.score(path).scores})
                     os.remove(path)
@@ -188,16 +187,12 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
     summary["pairs"] = len(wins)
     summary["lossless_reencode_max_change"] = max(max(s.values()) for s in stability)
     summary["lossless_reencode_max_by_output"] = {k: max(s[k] for s in stability) for k in stability[0]}
-    summary["lossless_reencode_worst_source"] = rows_sources(rows)[int(np.argmax([max(s.values()) for s in stability]))]
+    # `stability` holds one entry per source, in the order the pristine rows were scored.
+    summary["lossless_reencode_worst_source"] = list(pristine)[int(np.argmax([max(s.values()) for s in stability]))]
     if rgb_round_trip:
         summary["rgb_round_trip_reencode_max_change"] = max(max(s.values()) for s in rgb_round_trip)
     summary["repeat_identical"] = bool(repeat_identical)
     return summary
-
-
-def rows_sources(rows) -> list[str]:
-    """The sources in the order they were scored (one pristine row each)."""
-    return [r["source"] for r in rows if r["dim"] is None]
 
 
 def cost(model: str, clip: str, repeats: int, threads: int | None):

@@ -88,7 +88,6 @@ FEATURE_GROUPS = {
 # so overall falls whenever any dimension falls.
 OVERALL_WEIGHT = {"blur": 0.9, "noise": 0.8, "artifact": 0.9, "color": 0.7, "temporal": 0.8}
 
-
 _BT601 = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 
@@ -244,11 +243,11 @@ class LowLevelQualityNet(nn.Module):
         dims = (2, 3)
         colourfulness = (torch.sqrt(rg.var(dim=dims) + yb.var(dim=dims) + 1e-6)
                          + 0.3 * torch.sqrt(rg.mean(dim=dims) ** 2 + yb.mean(dim=dims) ** 2 + 1e-6)).mean(dim=1)
-        magnitude = torch.sqrt(cb * cb + cr * cr + 1e-6).mean(dim=(1, 2, 3))
+        chroma = torch.sqrt(cb * cb + cr * cr + 1e-6)
+        magnitude = chroma.mean(dim=(1, 2, 3))
         cast = torch.sqrt(cb.mean(dim=(1, 2, 3)) ** 2 + cr.mean(dim=(1, 2, 3)) ** 2 + 1e-6)
         # Shadows and highlights of real scenes are close to neutral, so their mean chroma is the cast (an
         # additive Cb / Cr shift moves them as much as anything else); weights fall off over 24 levels.
-        chroma = torch.sqrt(cb * cb + cr * cr + 1e-6)
         neutral_share = torch.exp(-chroma / 6.0).mean(dim=(1, 2, 3))
         extremes = []
         for weight in (torch.exp(-torch.clamp(y, min=0.0) / 24.0), torch.exp(-torch.clamp(255.0 - y, min=0.0) / 24.0)):

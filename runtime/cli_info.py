@@ -1,4 +1,4 @@
-"""``edgevqa info`` (versions, providers, CPU) and ``edgevqa make-sample`` (a clip to try the tool on)."""
+"""``edgevqa info`` (versions, providers, CPU; or a model's manifest) and ``edgevqa make-sample`` (a clip to try the tool on)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("info", help="versions of edgevqa and its libraries, providers, CPU")
+    p = subparsers.add_parser("info", help="versions of edgevqa and its libraries, providers, CPU; or a model's "
+                                           "manifest")
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                   help="print this model's manifest instead (name, version, outputs, view, recipe hash, ...)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_info)
     s = subparsers.add_parser("make-sample", help="write a small rendered sample clip (H.264, 4 s, 640x360)")
@@ -78,15 +81,23 @@ def collect_info() -> dict[str, Any]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    info = collect_info()
+    if args.model is not None:
+        from .errors import ModelError
+        from .manifest import load_manifest
+
+        if not os.path.isfile(args.model):
+            raise ModelError(f"{args.model}: no such model file")
+        info = load_manifest(args.model).to_dict()
+    else:
+        info = collect_info()
     if args.json:
         print(json.dumps(info, sort_keys=True))
         return 0
     for key, value in info.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key == "optional":
             value = ", ".join(f"{k} {v or 'not installed'}" for k, v in value.items())
-        elif isinstance(value, list):
-            value = ", ".join(value)
+        elif isinstance(value, (dict, list, tuple)):
+            value = json.dumps(value, sort_keys=True)
         print(f"{key:>22}: {value}")
     return 0
 

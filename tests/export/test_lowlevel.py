@@ -101,9 +101,15 @@ def test_measurements_match_numpy(net, grid):
     snippets = y.reshape(2, 2, 4, *y.shape[2:])
     motion = np.abs(np.diff(snippets, axis=2)).mean(axis=(-1, -2))
     np.testing.assert_allclose(got["motion"], np.log(motion.mean(axis=(1, 2)) + 0.1), rtol=1e-4, atol=1e-4)
-    brightness = snippets.mean(axis=(-1, -2))
-    flicker = np.abs(np.diff(brightness, axis=2)).mean(axis=(1, 2))
-    np.testing.assert_allclose(got["flicker"], np.log(flicker + 0.05), rtol=1e-4, atol=1e-3)
+    cell_brightness = _np_cells(y, 32).mean(axis=(-1, -2)).reshape(2, 2, 4, -1)
+    change = np.diff(np.log(cell_brightness + 8), axis=2)
+    gain = change.mean(axis=3)
+    unshared = np.abs(change - gain[..., None]).mean(axis=3)
+    shared = np.abs(gain)
+    coherent = (shared ** 2 / (shared + unshared + 0.005)).mean(axis=(1, 2))
+    np.testing.assert_allclose(got["flicker"], np.log(coherent + 0.002), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got["flicker_coherence"], (np.abs(gain) / (unshared + 0.005)).mean(axis=(1, 2)),
+                               rtol=1e-3, atol=1e-3)
     still = rgb[:, :, ::4].astype(np.float64)
     rg = still[:, 0] - still[:, 1]
     yb = 0.5 * (still[:, 0] + still[:, 1]) - still[:, 2]
@@ -166,9 +172,12 @@ def test_temporal_measurements_see_freezes_flicker_and_shake(net):
     pan, still, flick, shaken = (_features(net, _clip_from_luma(c)) for c in (smooth_pan, frozen, flicker, shake))
     assert still["freeze_share"][0] > 0.99 and pan["freeze_share"][0] < 0.05
     assert flick["flicker"][0] > pan["flicker"][0] + 2.0
-    # Lucas-Kanade at half resolution: a 2 px pan is about 1 half-resolution pixel per frame, steady.
+    assert flick["flicker_coherence"][0] > 5 * pan["flicker_coherence"][0]
+    # Lucas-Kanade at half resolution: a 2 px pan is about 1 half-resolution pixel per frame, steady; on
+    # mean-removed cells, so the flickering pan reads as the same pan.
     speed = math.exp(pan["flow_speed"][0]) - 0.01
     assert 0.6 < speed < 1.3, speed
+    assert abs(flick["flow_speed"][0] - pan["flow_speed"][0]) < 0.3
     assert shaken["flow_jerk"][0] > pan["flow_jerk"][0] + 1.0
 
 

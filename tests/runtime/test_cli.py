@@ -80,6 +80,15 @@ def test_info_and_make_sample(tmp_path):
     proc = run_cli("info", "--json")
     info = json.loads(proc.stdout)
     assert info["onnxruntime"] and "CPUExecutionProvider" in info["onnxruntime_providers"] and info["ffmpeg"]
+    shipped = info["default_model"]
+    manifest = json.loads(run_cli("info", shipped, "--json").stdout)
+    assert manifest["name"] == "edgevqa-default" and len(manifest["metadata"]["recipe_hash"]) == 16
+    assert "recipe_hash" in run_cli("info", shipped).stdout
+    for bad in (tmp_path / "missing.onnx", tmp_path / "broken.onnx"):
+        if bad.name == "broken.onnx":
+            bad.write_bytes(b"not a model")
+        proc = run_cli("info", bad)
+        assert proc.returncode != 0 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
     out = tmp_path / "sample.mp4"
     assert run_cli("make-sample", out).returncode == 0 and out.stat().st_size > 10_000
     proc = run_cli("make-sample", out)

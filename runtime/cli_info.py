@@ -1,4 +1,5 @@
-"""``edgevqa info`` (versions, providers, CPU; or a model's manifest) and ``edgevqa make-sample`` (a clip to try the tool on)."""
+"""``edgevqa info`` (versions, providers, CPU; or a model's manifest) and ``edgevqa make-sample`` (a clip to try
+the tool on)."""
 
 from __future__ import annotations
 

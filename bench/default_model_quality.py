@@ -168,9 +168,9 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
     # Overall along each (source, dimension) sweep, the pristine clip first.
     monotone, steps_down, steps, per_sweep = 0, 0, 0, []
     sweeps = {}
-    for r in rows:
-        if r["dim"] is not None and not r.get("unchanged"):
-            sweeps.setdefault((r["source"], r["dim"]), []).append((r["level"], r["scores"]["overall"]))
+    distorted = [r for r in rows if r["dim"] is not None and not r.get("unchanged")]
+    for r in distorted:
+        sweeps.setdefault((r["source"], r["dim"]), []).append((r["level"], r["scores"]["overall"]))
     for (source, _), pts in sweeps.items():
         values = [pristine[source]["overall"]] + [v for _, v in sorted(pts)]
         diffs = np.diff(values)
@@ -178,17 +178,17 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
         steps_down += int(np.sum(diffs < 0))
         steps += len(diffs)
         per_sweep.append(-_spearman([0.0] + [lv for lv, _ in sorted(pts)], values))
-    wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in rows
-            if r["dim"] is not None and not r.get("unchanged")]
+    wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in distorted]
     summary["overall_monotone_sweeps"] = monotone / max(len(sweeps), 1)
     summary["overall_steps_down"] = steps_down / max(steps, 1)
     summary["overall_sweep_srcc_mean"] = float(np.nanmean(per_sweep))
     summary["pristine_wins"] = float(np.mean(wins))
     summary["pairs"] = len(wins)
-    summary["lossless_reencode_max_change"] = max(max(s.values()) for s in stability)
+    per_source = [max(s.values()) for s in stability]
+    summary["lossless_reencode_max_change"] = max(per_source)
     summary["lossless_reencode_max_by_output"] = {k: max(s[k] for s in stability) for k in stability[0]}
     # `stability` holds one entry per source, in the order the pristine rows were scored.
-    summary["lossless_reencode_worst_source"] = list(pristine)[int(np.argmax([max(s.values()) for s in stability]))]
+    summary["lossless_reencode_worst_source"] = list(pristine)[int(np.argmax(per_source))]
     if rgb_round_trip:
         summary["rgb_round_trip_reencode_max_change"] = max(max(s.values()) for s in rgb_round_trip)
     summary["repeat_identical"] = bool(repeat_identical)

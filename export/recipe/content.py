@@ -240,11 +240,10 @@ class ImageContent(ContentSource):
 
 @dataclass
 class FastPanImage(ImageContent):
-    """An image filmed by a camera that pans up to 12 px per frame, as handheld and sports footage does (bikes.mp4
-    moves 10-20 px per frame); the image is extended by mirroring so the window never stops at an edge.
+    """An image filmed by a camera that pans up to 12 px per frame, as handheld and sports footage can; the image is
+    extended by mirroring so the window never stops at an edge.
 
-    Without such content every pristine clip moved at most 3 px per frame, and the temporal head read fast but
-    smooth real motion as shake."""
+    Without such content no pristine training clip moved faster than 3 px per frame."""
 
     PAN = 12.0
     MAX_FRAMES = 64  # the mirrored margin lets clips of up to this many frames pan freely

@@ -96,6 +96,7 @@ def transcode(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
         encoder.width, encoder.height = stream.codec_context.width, stream.codec_context.height
         encoder.pix_fmt = stream.codec_context.pix_fmt or "yuv420p"
         encoder.options = {"crf": str(crf), "preset": preset}
+        encoder.codec_context.thread_count = 1  # libx264's bits depend on its thread count (see encode_clip)
         encoder.codec_context.time_base = 1 / fps
         for index, frame in enumerate(container.decode(stream)):
             frame.pts, frame.time_base = index, 1 / fps

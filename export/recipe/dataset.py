@@ -34,7 +34,7 @@ from edgevqa.sampling import make_plan
 from . import distortions as dist
 from .content import ContentSource
 
-DATASET_VERSION = 2  # 2: re-encoded copies of every clip
+DATASET_VERSION = 4  # 2: re-encoded copies; 3: no-op distortions labelled pristine; 4: single-threaded encodes
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,11 @@ def encode_clip(frames: np.ndarray, path: str, fps: int, settings: dist.EncodeSe
             # A VBV buffer of one second keeps the rate near the target inside a short clip.
             options.update({"maxrate": str(rate), "bufsize": str(rate)})
         stream.options = options
+        # One encoder thread: libx264's output depends on its thread count (CRF mode: different bits for 1, 2,
+        # 3 and 4 threads; bitrate mode with VBV: different bits from run to run with more than one), and its
+        # default count follows the machine's cores, so the same seed made other samples, and another model,
+        # on another machine. The recipe runs groups in parallel processes instead.
+        stream.codec_context.thread_count = 1
         stream.codec_context.time_base = Fraction(1, fps)
         for i in range(t):
             frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
@@ -166,6 +171,7 @@ def make_group(source: ContentSource, clip_seed: int, view: ViewSpec, config: Sa
         for k, d in enumerate(distortion_list):
             frames = dist.apply(pristine, d)
             path = encode_clip(frames, os.path.join(tmp, f"{k}.mp4"), config.fps, dist.encode_settings(d))
+            d = dist.without_no_ops(pristine, d)  # the targets of what was done to the pixels
             t = d.targets()
             samples = sample_video(path, view, plan_seeds)
             if config.reencode_crf is not None:

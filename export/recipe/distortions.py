@@ -46,6 +46,9 @@ the overall score falls monotonically with every severity.
 Order in the pixel domain (as a camera and a delivery chain would add them): temporal resampling (freeze,
 stutter) -> shake -> blur -> noise -> colour -> flicker -> JPEG blocking; then the clip is encoded with
 libx264 (the artifact dimension's H.264 kinds set the encoder's rate control), so compression is real.
+
+A dimension whose distortion, alone, changes no pixel of the clip (desaturating greyscale content, freezing a
+still scene) is labelled pristine: `without_no_ops`.
 """
 
 from __future__ import annotations
@@ -295,6 +298,29 @@ class EncodeSettings:
         if self.bits_per_pixel is None:
             return None
         return max(8_000, int(self.bits_per_pixel * width * height * fps))
+
+
+def without_no_ops(frames: np.ndarray, distortion: Distortion) -> Distortion:
+    """``distortion`` less every dimension whose distortion, applied alone, leaves ``frames`` exactly as they are.
+
+    Desaturating greyscale content and freezing a still scene change no pixel: such a clip is the pristine
+    one, and labelling it with the severity (as the raw draw would) teaches the model two targets for one
+    input. H.264 rate control is never a no-op (it changes the encode, not the pixels). The quality bench
+    counts such clips as severity 0 for the same reason.
+    """
+    pristine = np.asarray(frames)
+    if pristine.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 to compare exactly, got {pristine.dtype}")
+    keep = {}
+    for dim, s in distortion.severity.items():
+        kind = distortion.kind.get(dim)
+        if float(s) <= 0:
+            continue
+        pixel_domain = not (dim == "artifact" and kind != "jpeg")
+        alone = Distortion({dim: s}, {dim: kind}, distortion.seed)
+        if not pixel_domain or not np.array_equal(apply(pristine, alone), pristine):
+            keep[dim] = s
+    return Distortion(keep, {d: distortion.kind[d] for d in keep}, distortion.seed)
 
 
 def encode_settings(distortion: Distortion) -> EncodeSettings:

@@ -146,6 +146,25 @@ def test_flicker_raises_frame_brightness_variation(clip):
     assert spread[0] == 0.0 and _strictly_monotone(spread, decreasing=False), spread
 
 
+def test_distortions_that_change_no_pixel_are_dropped_from_the_labels(clip):
+    grey = np.repeat(_luma(clip.astype(np.float64)).round().astype(np.uint8)[..., None], 3, axis=-1)
+    still = np.repeat(grey[:1], 9, axis=0)
+    d = dist.Distortion({"color": 0.8, "temporal": 0.6, "noise": 0.3, "artifact": 0.5},
+                        {"color": "desaturate", "temporal": "freeze", "noise": "gaussian_luma",
+                         "artifact": "h264_crf"}, seed=4)
+    # greyscale and still: desaturating and freezing do nothing; noise changes pixels, H.264 the encode
+    kept = dist.without_no_ops(still, d)
+    assert dict(kept.severity) == {"noise": 0.3, "artifact": 0.5} and kept.seed == 4
+    assert kept.targets()["color"] == 100.0 and kept.targets()["temporal"] == 100.0
+    # the same draw on colourful moving content keeps every dimension
+    assert dict(dist.without_no_ops(clip, d).severity) == dict(d.severity)
+    # colour that does change greyscale content (banding) stays
+    banded = dist.Distortion({"color": 0.8}, {"color": "banding"}, seed=4)
+    assert dict(dist.without_no_ops(grey, banded).severity) == {"color": 0.8}
+    with pytest.raises(ValueError, match="uint8"):
+        dist.without_no_ops(clip.astype(np.float32), d)
+
+
 def test_same_distortion_same_output(clip):
     d = dist.Distortion({"noise": 0.5, "blur": 0.4}, {"noise": "gaussian_rgb", "blur": "motion"}, seed=9)
     np.testing.assert_array_equal(dist.apply(clip, d), dist.apply(clip, d))

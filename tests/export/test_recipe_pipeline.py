@@ -124,6 +124,27 @@ def test_group_shapes_follow_the_manifest(group, default_manifest):
         assert 0.0 < np.mean(np.abs(first - again)) < 3.0
 
 
+class GreyScene(content_mod.RenderedScene):
+    """A rendered scene in greyscale (R = G = B), like the greyscale training images."""
+
+    def clip(self, rng, num_frames):
+        frames = super().clip(rng, num_frames).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.repeat(np.rint(frames).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def test_desaturating_greyscale_content_is_labelled_pristine(default_manifest):
+    """The clip is the pristine one, so are its targets (the raw draw would label it 20 for colour)."""
+    desaturate = dist.Distortion({"color": 0.8}, {"color": "desaturate"}, 1)
+    colour = dist.OUTPUT_NAMES.index("color")
+    grey = ds.make_group(GreyScene("grey", seed=3, size=SMALL_SIZE), 5, default_manifest.views[0],
+                         ds.SampleConfig(reencode_crf=None), [desaturate], [None])
+    assert grey["targets"][0, colour] == 100.0 and grey["targets"][0, 0] == 100.0
+    assert '"severity": {}' in str(grey["distortion"][0])
+    colourful = ds.make_group(content_mod.RenderedScene("c", seed=3, size=SMALL_SIZE), 5, default_manifest.views[0],
+                              ds.SampleConfig(reencode_crf=None), [desaturate], [None])
+    assert colourful["targets"][0, colour] == pytest.approx(20.0)
+
+
 def test_samples_are_exactly_what_the_runtime_feeds(tmp_path, default_manifest):
     from edgevqa.export.parity import video_inputs
 
@@ -140,6 +161,19 @@ def test_uint8_storage_round_trips_the_normalisation(default_manifest):
     view = default_manifest.views[0]
     u8 = np.random.default_rng(2).integers(0, 256, size=(2,) + view.input_shape(), dtype=np.uint8)
     np.testing.assert_array_equal(ds.to_uint8(ds.normalise(u8, view), view), u8)
+
+
+def test_encodes_are_identical_from_run_to_run(tmp_path):
+    """The recipe's samples, hence the model, must not depend on the run or on the machine's core count:
+    libx264 with several threads gave other bits in bitrate mode on every run."""
+    import hashlib
+
+    frames = content_mod.RenderedScene("s", seed=5, size=SMALL_SIZE).clip(np.random.default_rng(0), 12)
+    for s, kind in ((0.8, "h264_bitrate"), (0.5, "h264_crf")):
+        settings = dist.encode_settings(dist.Distortion({"artifact": s}, {"artifact": kind}))
+        paths = [ds.encode_clip(frames, str(tmp_path / f"{kind}-{k}.mp4"), 24, settings) for k in range(3)]
+        digests = {hashlib.sha256((tmp_path / os.path.basename(p)).read_bytes()).hexdigest() for p in paths}
+        assert len(digests) == 1, kind
 
 
 def test_artifact_severity_is_real_compression(tmp_path):

@@ -4,9 +4,9 @@ The small views of test_native.py have tiles narrower than the 8 pixels the AVX2
 tests use fragment views with tile widths around and above 8 (vector blocks plus scalar tails), odd means and
 standard deviations, and compare the vector build with the scalar one (EDGEVQA_NATIVE_NO_AVX2=1). The direct
 path (planar 8-bit luma, rows read in place) also gets tiles ending at the plane's last column (its 16-byte
-chroma loads are cut there), outputs at unaligned addresses with padded rows, random normalisations (the
-exact float32 form is checked per table and used only where it reproduces it) and many tables in turn (the
-table cache).
+chroma loads are cut there), a full 7x7 grid (rows prefetched ahead), outputs at unaligned addresses with
+padded rows, random normalisations (the exact float32 form is checked per table and used only where it
+reproduces it) and many tables in turn (the table cache).
 """
 
 from __future__ import annotations
@@ -59,6 +59,23 @@ def test_wide_tiles_match_the_reference(fmt, patch_w, dtype):
                 reference.sample_frame(planes, plan, slot, conversion, want)
                 native.sample_frame(planes, plan, slot, conversion, got)
         assert same_bits(got, want), (mean, std)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("fmt", ["yuv420p", "nv12", "yuv444p"])
+def test_a_full_fragment_grid_on_an_odd_sized_frame(fmt, dtype):
+    """FAST-VQA's 7x7 grid of 32x32 cells: each grid row's source lines are prefetched while the row above it
+    is computed, so every grid row after the first reads through the prefetched set of prepared tiles."""
+    rng = np.random.default_rng([len(fmt), len(dtype), 11])
+    planes, conversion, info = make_frame(fmt, 301, 457, rng, "padded")
+    view = ViewSpec(kind="fragments", grid=(7, 7), patch=(32, 32), size=(224, 224), num_clips=1, clip_len=4,
+                    frame_interval=1, aligned=1, dtype=dtype)
+    plan = make_plan(view, video_info(num_frames=7, **info), seed=5)
+    want, got = sentinel_out(plan), sentinel_out(plan)
+    for slot in range(len(plan.frame_indices)):
+        reference.sample_frame(planes, plan, slot, conversion, want)
+        native.sample_frame(planes, plan, slot, conversion, got)
+    assert same_bits(got, want)
 
 
 def test_a_wrong_mean_std_hint_never_changes_the_output():

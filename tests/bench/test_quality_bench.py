@@ -62,3 +62,26 @@ def test_unchanged_clips_are_severity_zero_and_not_pairs():
     assert summary["overall_monotone_sweeps"] == 1.0  # and make no sweep
     assert np.isnan(summary["per_dimension"]["color"]["srcc"])  # all severity 0 now: nothing to correlate
     assert summary["per_dimension"]["noise"]["srcc"] == pytest.approx(1.0)
+
+
+def test_within_source_srcc_ignores_each_source_s_baseline():
+    """Two sources ranked perfectly inside each, one reading 40 points lower throughout (an already
+    compressed real clip): the pooled SRCC drops, the within-source mean stays 1; a blind source counts 0."""
+    dims = ("color", "noise", "artifact", "blur", "temporal")
+    rows, stability = [], []
+    for source, offset in (("clean", 0.0), ("compressed", -40.0)):
+        base = {"overall": 90.0 + offset, **{d: 90.0 + offset for d in dims}}
+        rows.append({"source": source, "dim": None, "kind": None, "level": 0.0, "scores": base})
+        for d in dims:
+            for level in (0.2, 0.6, 1.0):
+                rows.append({"source": source, "dim": d, "kind": "k", "level": level,
+                             "scores": {**base, d: base[d] - 20 * level, "overall": base["overall"] - 20 * level}})
+        stability.append({k: 0.0 for k in base})
+    summary = summarise(rows, stability, True, stability)
+    artifact = summary["per_dimension"]["artifact"]
+    assert artifact["srcc"] < 0.9
+    assert artifact["within_source_srcc"] == pytest.approx(1.0)
+
+    blind = [dict(r, scores={**r["scores"], "blur": 90.0}) if r["source"] == "clean" else r for r in rows]
+    assert summarise(blind, stability, True, stability)["per_dimension"]["blur"]["within_source_srcc"] == \
+        pytest.approx(0.5)

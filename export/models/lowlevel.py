@@ -20,7 +20,11 @@ computed inside each cell so no difference crosses a cell border:
   Cb / Cr), casts where real scenes are nearly neutral (the mean chroma of the darkest and of the brightest
   pixels, after the white-patch / shadow assumptions of colour constancy) and the share of nearly neutral
   pixels (a cast moves them all off grey; saturated content has few to begin with), and banding cues: the
-  share of exactly equal neighbours per R, G, B channel and the mean size of the steps that are not zero;
+  share of exactly equal neighbours per R, G, B channel, the mean size of the steps that are not zero, and
+  how far the values sit on a lattice with a step of k = 8, 16 or 32 levels: the magnitude of the value
+  histogram's Fourier coefficient at 1 / k cycles per level (the mean of exp(2 pi i v / k) over the pixels of a
+  channel) less the one at 1.125 / k. A channel quantised to steps of k levels keeps that coefficient near 1
+  through a mild re-encode; a smooth histogram, however narrow, has two nearly equal neighbouring coefficients;
 - temporal, per pair of consecutive frames inside each snippet: mean absolute frame difference (freezes give
   exact zeros after H.264, stutter makes them uneven), the brightness gain shared by all cells, counted in
   proportion to the share of the cells' change it explains, and how far it stands above the changes the cells
@@ -61,7 +65,7 @@ FEATURE_NAMES = (
     "noise_y", "noise_cb", "noise_cr", "noise_y_mean",
     "block_y", "block_chroma", "flat_4x4",
     "colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
-    "neutral_share", "shadow_cast", "highlight_cast",
+    "neutral_share", "shadow_cast", "highlight_cast", "lattice_8", "lattice_16", "lattice_32",
     "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_coherence",
     "flow_speed", "flow_jerk", "flow_residual",
     "luma_mean", "luma_contrast", "gradient",
@@ -77,7 +81,8 @@ _SPATIAL = ("blur_reblur", "blur_band_1_2", "blur_band_2_4", "noise_y", "noise_c
 # leant on fine-texture statistics that a re-encode nudges); each reads its own family plus the context.
 FEATURE_GROUPS = {
     "color": ("colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
-              "neutral_share", "shadow_cast", "highlight_cast", "flat_4x4")
+              "neutral_share", "shadow_cast", "highlight_cast", "lattice_8", "lattice_16", "lattice_32",
+              "flat_4x4")
              + _CONTEXT,
     "noise": _SPATIAL + _CONTEXT,
     "artifact": _SPATIAL + _CONTEXT,
@@ -266,7 +271,25 @@ class LowLevelQualityNet(nn.Module):
         step_size = step_size.reshape(rgb.shape[0], 3).mean(dim=1)
         return torch.stack([_log(colourfulness, 1.0), _log(magnitude, 1.0), _log(cast, 0.5),
                             cast / (magnitude + 1.0), zero_share, _log(step_size, 0.5), neutral_share,
-                            extremes[0], extremes[1]], dim=1)
+                            extremes[0], extremes[1], *self._lattice(rgb)], dim=1)
+
+    @staticmethod
+    def _lattice(rgb: torch.Tensor) -> list[torch.Tensor]:
+        """Banding as values on a lattice: per k in (8, 16, 32), |mean exp(2 pi i v / k)| less the same at
+        1.125 / k cycles per level, averaged over R, G, B. Angle doubling gives 1/16 and 1/8 from 1/32 (two
+        cosines and sines per value instead of six); 1.125 / k is a multiple of 1/32 for none of the three."""
+        values = torch.round(rgb).reshape(rgb.shape[0], 3, -1)
+        magnitudes = []
+        for cycles in (1.0 / 32.0, 1.125 / 32.0):
+            angle = values * (2.0 * math.pi * cycles)
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            per_k = []
+            for _ in range(3):  # the base frequency, then twice and four times it
+                per_k.append(torch.sqrt(cos.mean(dim=2) ** 2 + sin.mean(dim=2) ** 2 + 1e-12).mean(dim=1))
+                cos, sin = cos * cos - sin * sin, 2.0 * cos * sin
+            magnitudes.append(per_k)
+        on, off = magnitudes
+        return [on[2] - off[2], on[1] - off[1], on[0] - off[0]]  # k = 8, 16, 32
 
     def _temporal(self, y: torch.Tensor) -> torch.Tensor:
         n, t = y.shape[0], y.shape[1]

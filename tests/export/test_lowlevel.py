@@ -87,6 +87,13 @@ def _np_blockiness(cells: np.ndarray, period: int) -> np.ndarray:
     return 0.5 * (ratios[0] + ratios[1])
 
 
+def _np_lattice(still: np.ndarray, k: int) -> np.ndarray:
+    """|mean exp(2 pi i v / k)| - |mean exp(2 pi i 1.125 v / k)| per channel, averaged over the channels."""
+    values = still.reshape(*still.shape[:2], -1).astype(np.float64)
+    on, off = (np.abs(np.exp(2j * np.pi * values * cycles / k).mean(axis=2)).mean(axis=1) for cycles in (1.0, 1.125))
+    return on - off
+
+
 @pytest.mark.parametrize("grid", [(2, 3), (3, 1)])
 def test_measurements_match_numpy(net, grid):
     rng = np.random.default_rng(sum(grid))
@@ -123,6 +130,8 @@ def test_measurements_match_numpy(net, grid):
         total = weight.sum(axis=(1, 2, 3)) + 1
         mean_chroma = np.hypot((weight * cb_still).sum(axis=(1, 2, 3)), (weight * cr_still).sum(axis=(1, 2, 3)))
         np.testing.assert_allclose(got[name], np.log(mean_chroma / total + 1), rtol=1e-4, atol=1e-4)
+    for k in (8, 16, 32):
+        np.testing.assert_allclose(got[f"lattice_{k}"], _np_lattice(still, k), rtol=1e-4, atol=2e-5)
     assert all(np.all(np.isfinite(v)) for v in got.values())
 
 
@@ -194,6 +203,27 @@ def test_colour_measurements_see_desaturation_and_cast(net):
     assert b["colourfulness"][0] < a["colourfulness"][0] - 0.5
     assert b["chroma_magnitude"][0] < a["chroma_magnitude"][0] - 0.5
     assert c["cast"][0] > a["cast"][0] + 1.0
+
+
+def test_banding_puts_values_on_a_lattice(net):
+    # A colourful texture, then each channel quantised to steps of 8, 16 and 32 levels (the recipe's banding
+    # at severities 0.6, 0.8 and 1.0) with a level of noise on top, as a mild re-encode leaves it.
+    rng = np.random.default_rng(8)
+    rgb = np.stack([_texture(rng, 64, 96, 3.0) for _ in range(3)])
+    clip = np.repeat(rgb[:, None], 8, axis=1)[None]
+
+    def banded(step):
+        quantised = (np.floor(clip / step) + 0.5) * step if step > 1 else clip
+        return np.clip(np.rint(quantised + rng.normal(0, 0.7, clip.shape)), 0, 255).astype(np.uint8)
+
+    plain = _features(net, banded(1))
+    assert all(abs(plain[f"lattice_{k}"][0]) < 0.05 for k in (8, 16, 32))
+    for step in (8, 16, 32):
+        got = _features(net, banded(step))
+        assert got[f"lattice_{step}"][0] > 0.2, step
+        for k in (8, 16, 32):  # a lattice of step s also has its coefficient at 1 / k for every k dividing s
+            if step % k == 0:
+                assert got[f"lattice_{k}"][0] > 0.2, (step, k)
 
 
 def test_cast_moves_neutral_shadows_and_highlights_off_grey(net):

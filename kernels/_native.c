@@ -1231,7 +1231,7 @@ static uint32_t touch_source_lines(const frame_job *job, const direct_tile *tile
  * that the lines (some 45 KB a grid row) are still in the core's L2 when used. Measured per call on the
  * development VM (alternating builds, float32 FAST-VQA fragments of 1080p): 5 to 20 % less time during
  * decoding and on stored frames, 6 us (8 %) more when the frame is already in the caches (the prefetch
- * instructions themselves). */
+ * instructions themselves); the sampling bench's own run-to-run spread there (about 20 %) hides the gain. */
 static inline __attribute__((always_inline)) void prefetch_tile_rows(const frame_job *job, const direct_tile *tiles,
                                                                      const char *done, Py_ssize_t dy) {
     const plane_desc *py = &job->planes[0], *pu = &job->planes[1], *pv = &job->planes[2];

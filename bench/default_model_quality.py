@@ -176,14 +176,24 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
     distorted = [r for r in rows if r["dim"] is not None and not r.get("unchanged")]
     for r in distorted:
         sweeps.setdefault((r["source"], r["dim"]), []).append((r["level"], r["scores"]["overall"]))
-    for (source, _), pts in sweeps.items():
+    monotone_by_dim = {dim: [0, 0] for dim in dist.DIMENSIONS}
+    for (source, dim), pts in sweeps.items():
         values = [pristine[source]["overall"]] + [v for _, v in sorted(pts)]
         diffs = np.diff(values)
         monotone += int(np.all(diffs < 0))
+        monotone_by_dim[dim][0] += int(np.all(diffs < 0))
+        monotone_by_dim[dim][1] += 1
         steps_down += int(np.sum(diffs < 0))
         steps += len(diffs)
         per_sweep.append(-_spearman([0.0] + [lv for lv, _ in sorted(pts)], values))
     wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in distorted]
+    # Where the pairs and sweeps are lost: which distortion kinds fail to lower the overall score.
+    lost = {}
+    for r, won in zip(distorted, wins):
+        if not won:
+            lost[f"{r['dim']}/{r['kind']}"] = lost.get(f"{r['dim']}/{r['kind']}", 0) + 1
+    summary["pairs_lost_by_kind"] = dict(sorted(lost.items(), key=lambda kv: (-kv[1], kv[0])))
+    summary["monotone_sweeps_by_dimension"] = {d: tuple(v) for d, v in monotone_by_dim.items() if v[1]}
     summary["overall_monotone_sweeps"] = monotone / max(len(sweeps), 1)
     summary["overall_steps_down"] = steps_down / max(steps, 1)
     summary["overall_sweep_srcc_mean"] = float(np.nanmean(per_sweep))
@@ -279,9 +289,13 @@ def main(argv=None) -> int:
     print()
     print(f"overall strictly falling along a sweep: {summary['overall_monotone_sweeps']:.1%} of sweeps, "
           f"{summary['overall_steps_down']:.1%} of steps; mean sweep SRCC {summary['overall_sweep_srcc_mean']:.3f}")
+    print("  strictly falling sweeps per dimension: " + ", ".join(
+        f"{d} {n}/{total}" for d, (n, total) in summary["monotone_sweeps_by_dimension"].items()))
     print(f"pristine beats its distorted version: {summary['pristine_wins']:.1%} of {summary['pairs']} pairs "
           f"(target >= 95 %); {summary['unchanged_clips']} 'distorted' clips had every pixel unchanged (severity 0, "
           "not paired)")
+    print("  pairs lost, by distortion kind: " + (", ".join(
+        f"{k} {n}" for k, n in summary["pairs_lost_by_kind"].items()) or "none"))
     print(f"visually lossless re-encode (CRF 10): largest score change {summary['lossless_reencode_max_change']:.2f} "
           f"points (target <= 2); by output " +
           ", ".join(f"{k} {v:.2f}" for k, v in summary["lossless_reencode_max_by_output"].items()) +

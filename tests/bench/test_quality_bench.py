@@ -85,3 +85,20 @@ def test_within_source_srcc_ignores_each_source_s_baseline():
     blind = [dict(r, scores={**r["scores"], "blur": 90.0}) if r["source"] == "clean" else r for r in rows]
     assert summarise(blind, stability, True, stability)["per_dimension"]["blur"]["within_source_srcc"] == \
         pytest.approx(0.5)
+
+
+def test_lost_pairs_and_falling_sweeps_are_broken_down_by_kind_and_dimension():
+    """One source; the noise sweep's first step raises the overall score (noise hiding compression), the blur
+    sweep falls throughout: one pair lost to noise/poisson, one of two sweeps strictly falling."""
+    dims = ("color", "noise", "artifact", "blur", "temporal")
+    base = {"overall": 50.0, **{d: 80.0 for d in dims}}
+    rows = [{"source": "s", "dim": None, "kind": None, "level": 0.0, "scores": base}]
+    for dim, kind, overall in (("noise", "poisson", (60.0, 40.0, 20.0)), ("blur", "motion", (45.0, 30.0, 10.0))):
+        for level, value in zip((0.2, 0.6, 1.0), overall):
+            rows.append({"source": "s", "dim": dim, "kind": kind, "level": level,
+                         "scores": {**base, dim: 80.0 - 60 * level, "overall": value}})
+    stability = [{k: 0.0 for k in base}]
+    summary = summarise(rows, stability, True, stability)
+    assert summary["pairs_lost_by_kind"] == {"noise/poisson": 1}
+    assert summary["monotone_sweeps_by_dimension"] == {"noise": (0, 1), "blur": (1, 1)}
+    assert summary["pairs"] == 6 and summary["pristine_wins"] == pytest.approx(5 / 6)

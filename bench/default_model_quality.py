@@ -11,11 +11,11 @@ exactly as a user's video would be. Reported:
   flipped so 1 is perfect; target >= 0.9), pooled over the sources; also, not a target, its mean within each
   source (the source's pristine clip and its sweep: a real source that is already compressed or shaky reads
   lower than a rendered one at "severity 0" and costs the pooled figure, not this one; a source whose scores
-  do not move counts 0); the overall score's monotonicity along each sweep; the share of
-  (pristine, distorted) pairs of the same content where the pristine clip scores higher (target >= 95 %). A
-  distortion that leaves every pixel as it was (desaturating greyscale content) makes no distorted version:
-  such clips count as severity 0 in the correlations and are left out of the pairs and sweeps (their number
-  is printed);
+  do not move counts 0); the overall score's monotonicity along each sweep (also per dimension); the share of
+  (pristine, distorted) pairs of the same content where the pristine clip scores higher (target >= 95 %), and
+  the lost pairs counted by distortion kind. A distortion that leaves every pixel as it was (desaturating
+  greyscale content) makes no distorted version: such clips count as severity 0 in the correlations and are
+  left out of the pairs and sweeps (their number is printed);
 - stability: the largest score change when a pristine clip is re-encoded visually losslessly (libx264 CRF
   10; target <= 2 points), and whether scoring the same clip twice gives identical scores. The re-encode is
   a transcode as FFmpeg does it (`transcode`: decoded YUV 4:2:0 frames straight into the encoder). Also
@@ -191,7 +191,8 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
     lost = {}
     for r, won in zip(distorted, wins):
         if not won:
-            lost[f"{r['dim']}/{r['kind']}"] = lost.get(f"{r['dim']}/{r['kind']}", 0) + 1
+            kind = f"{r['dim']}/{r['kind']}"
+            lost[kind] = lost.get(kind, 0) + 1
     summary["pairs_lost_by_kind"] = dict(sorted(lost.items(), key=lambda kv: (-kv[1], kv[0])))
     summary["monotone_sweeps_by_dimension"] = {d: tuple(v) for d, v in monotone_by_dim.items() if v[1]}
     summary["overall_monotone_sweeps"] = monotone / max(len(sweeps), 1)

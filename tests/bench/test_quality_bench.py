@@ -7,7 +7,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from edgevqa.bench.default_model_quality import summarise, transcode  # noqa: E402
+from edgevqa.bench.default_model_quality import distortion_seed, summarise, transcode  # noqa: E402
 
 
 def test_transcode_keeps_the_frames_in_yuv(clips, tmp_path):
@@ -102,3 +102,14 @@ def test_lost_pairs_and_falling_sweeps_are_broken_down_by_kind_and_dimension():
     assert summary["pairs_lost_by_kind"] == {"noise/poisson": 1}
     assert summary["monotone_sweeps_by_dimension"] == {"noise": (0, 1), "blur": (1, 1)}
     assert summary["pairs"] == 6 and summary["pristine_wins"] == pytest.approx(5 / 6)
+
+
+def test_sweep_seeds_per_level_or_per_sweep():
+    levels = (0.2, 0.4, 0.6, 0.8, 1.0)
+    per_level = [distortion_seed(3, 2, level) for level in levels]
+    assert len(set(per_level)) == len(levels) and per_level[0] == 3000 + 20 + 20  # the quoted figures' seeds
+    per_sweep = {distortion_seed(3, 2, level, "per-sweep") for level in levels}
+    assert per_sweep == {3020}
+    assert distortion_seed(4, 2, 0.2, "per-sweep") != distortion_seed(3, 2, 0.2, "per-sweep")
+    with pytest.raises(ValueError, match="per-sweep"):
+        distortion_seed(0, 0, 0.2, "random")

@@ -35,11 +35,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from fractions import Fraction
 
 import numpy as np
 
 DEFAULT_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
+SWEEP_SEEDS = ("per-level", "per-sweep")  # `distortion_seed`
 
 
 def _spearman(a, b) -> float:
@@ -116,7 +118,7 @@ def distortion_seed(source_index: int, dim_index: int, level: float, sweep_seeds
     draws its own cast direction, motion-blur angle, noise and freeze pattern. ``per-sweep``: one draw for
     the whole sweep, so only the severity changes along it (the sounder design for the monotonicity
     figures; the pooled correlations then move by about 0.02 either way, measured on 2.4)."""
-    if sweep_seeds not in ("per-level", "per-sweep"):
+    if sweep_seeds not in SWEEP_SEEDS:
         raise ValueError(f"sweep_seeds must be 'per-level' or 'per-sweep', got {sweep_seeds!r}")
     base = 1000 * source_index + 10 * dim_index
     return int(base + 100 * level) if sweep_seeds == "per-level" else int(base)
@@ -184,16 +186,15 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
             if kp:
                 summary["kinds"][f"{dim}/{kind}"] = -_spearman(*zip(*kp))
     # Overall along each (source, dimension) sweep, the pristine clip first.
-    monotone, steps_down, steps, per_sweep = 0, 0, 0, []
+    steps_down, steps, per_sweep = 0, 0, []
     sweeps = {}
     distorted = [r for r in rows if r["dim"] is not None and not r.get("unchanged")]
     for r in distorted:
         sweeps.setdefault((r["source"], r["dim"]), []).append((r["level"], r["scores"]["overall"]))
-    monotone_by_dim = {dim: [0, 0] for dim in dist.DIMENSIONS}
+    monotone_by_dim = {dim: [0, 0] for dim in dist.DIMENSIONS}  # [strictly falling, sweeps]
     for (source, dim), pts in sweeps.items():
         values = [pristine[source]["overall"]] + [v for _, v in sorted(pts)]
         diffs = np.diff(values)
-        monotone += int(np.all(diffs < 0))
         monotone_by_dim[dim][0] += int(np.all(diffs < 0))
         monotone_by_dim[dim][1] += 1
         steps_down += int(np.sum(diffs < 0))
@@ -201,13 +202,10 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
         per_sweep.append(-_spearman([0.0] + [lv for lv, _ in sorted(pts)], values))
     wins = [pristine[r["source"]]["overall"] > r["scores"]["overall"] for r in distorted]
     # Where the pairs and sweeps are lost: which distortion kinds fail to lower the overall score.
-    lost = {}
-    for r, won in zip(distorted, wins):
-        if not won:
-            kind = f"{r['dim']}/{r['kind']}"
-            lost[kind] = lost.get(kind, 0) + 1
+    lost = Counter(f"{r['dim']}/{r['kind']}" for r, won in zip(distorted, wins) if not won)
     summary["pairs_lost_by_kind"] = dict(sorted(lost.items(), key=lambda kv: (-kv[1], kv[0])))
     summary["monotone_sweeps_by_dimension"] = {d: tuple(v) for d, v in monotone_by_dim.items() if v[1]}
+    monotone = sum(falling for falling, _ in monotone_by_dim.values())
     summary["overall_monotone_sweeps"] = monotone / max(len(sweeps), 1)
     summary["overall_steps_down"] = steps_down / max(steps, 1)
     summary["overall_sweep_srcc_mean"] = float(np.nanmean(per_sweep))
@@ -273,7 +271,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="inference threads for the cost table")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    parser.add_argument("--sweep-seeds", choices=("per-level", "per-sweep"), default="per-level",
+    parser.add_argument("--sweep-seeds", choices=SWEEP_SEEDS, default="per-level",
                         help="a new random draw at every level of a sweep (default), or one per sweep")
     args = parser.parse_args(argv)
     levels = tuple(float(v) for v in args.levels.split(","))

@@ -104,12 +104,12 @@ def test_lost_pairs_and_falling_sweeps_are_broken_down_by_kind_and_dimension():
     assert summary["pairs"] == 6 and summary["pristine_wins"] == pytest.approx(5 / 6)
 
 
-def test_sweep_seeds_per_level_or_per_sweep():
+def test_sweep_seeds_per_sweep_by_default_or_per_level():
     levels = (0.2, 0.4, 0.6, 0.8, 1.0)
-    per_level = [distortion_seed(3, 2, level) for level in levels]
-    assert len(set(per_level)) == len(levels) and per_level[0] == 3000 + 20 + 20  # the quoted figures' seeds
-    per_sweep = {distortion_seed(3, 2, level, "per-sweep") for level in levels}
-    assert per_sweep == {3020}
+    per_level = [distortion_seed(3, 2, level, "per-level") for level in levels]
+    assert len(set(per_level)) == len(levels) and per_level[0] == 3000 + 20 + 20  # the seeds of sessions 1-7
+    per_sweep = {distortion_seed(3, 2, level) for level in levels}
+    assert per_sweep == {3020} == {distortion_seed(3, 2, level, "per-sweep") for level in levels}
     assert distortion_seed(4, 2, 0.2, "per-sweep") != distortion_seed(3, 2, 0.2, "per-sweep")
     with pytest.raises(ValueError, match="per-sweep"):
         distortion_seed(0, 0, 0.2, "random")

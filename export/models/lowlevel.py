@@ -9,7 +9,12 @@ measurements, all on the fragments mosaic (each 32x32 cell keeps native resoluti
 computed inside each cell so no difference crosses a cell border:
 
 - blur: the re-blur ratio of Crete et al. (SPIE 2007: how much of a cell's gradient survives a 9-tap box
-  blur), and the energy ratio of the Laplacian at full and half resolution (detail left at the finest scale);
+  blur), horizontal and vertical pooled, and also per direction (horizontal, vertical and the two diagonals),
+  of which the largest and the smallest are kept: motion blur wipes out the detail along its direction only,
+  which the pooled ratio and the isotropic measures see halved (Crete's paper keeps the larger of the
+  horizontal and vertical ratios for this reason; the diagonal box has 7 taps, spanning about the 8 px of the
+  horizontal one); and the energy ratio of the Laplacian at full and half
+  resolution (detail left at the finest scale);
 - noise: Immerkaer's estimator (CVIU 1996: mean |L| * sqrt(pi / 2) / 6 with the 3x3 kernel that cancels
   edges to second order) on Y', Cb and Cr, pooled with a soft minimum over cells, so flat cells decide;
 - compression: blockiness as the peak-to-mean ratio of the horizontal / vertical difference energy over the
@@ -30,7 +35,10 @@ computed inside each cell so no difference crosses a cell border:
   proportion to the share of the cells' change it explains, and how far it stands above the changes the cells
   do not share (flicker scales every cell alike; motion and scene cuts do not), and the per-cell translation
   of a Lucas-Kanade least-squares fit on mean-removed cells (shake makes it change direction from pair to
-  pair; smooth camera motion does not) with its residual;
+  pair; smooth camera motion does not) with its residual; and the camera's translation between frames up to
+  12 px, from integral projections (the cells' column and row means matched at every whole-pixel shift, the
+  classic global motion estimate of digital stabilisers), its mean size and its mean change from pair to
+  pair (shake jumps, a pan is steady);
 - natural-scene statistics after BRISQUE (Mittal, Moorthy and Bovik, IEEE TIP 2012), at full and half
   resolution: the variance and the shape (mean |x| / rms) of the mean-subtracted contrast-normalised (MSCN)
   luma, and the correlation of neighbouring MSCN values in four directions (blur raises it, noise lowers it,
@@ -61,13 +69,13 @@ from .registry import ModelEntry, register_model
 DEFAULT_OUTPUTS = ("overall", "color", "noise", "artifact", "blur", "temporal")
 
 FEATURE_NAMES = (
-    "blur_reblur", "blur_band_1_2", "blur_band_2_4",
+    "blur_reblur", "blur_band_1_2", "blur_band_2_4", "blur_reblur_max", "blur_reblur_min",
     "noise_y", "noise_cb", "noise_cr", "noise_y_mean",
     "block_y", "block_chroma", "flat_4x4",
     "colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
     "neutral_share", "shadow_cast", "highlight_cast", "lattice_8", "lattice_16", "lattice_32",
     "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_coherence",
-    "flow_speed", "flow_jerk", "flow_residual",
+    "flow_speed", "flow_jerk", "flow_residual", "shift_speed", "shift_jerk",
     "luma_mean", "luma_contrast", "gradient",
     "mscn_variance_1", "mscn_shape_1", "mscn_pair_h_1", "mscn_pair_v_1", "mscn_pair_d1_1", "mscn_pair_d2_1",
     "mscn_variance_2", "mscn_shape_2", "mscn_pair_h_2", "mscn_pair_v_2", "mscn_pair_d1_2", "mscn_pair_d2_2",
@@ -75,6 +83,7 @@ FEATURE_NAMES = (
 )
 
 _CONTEXT = ("luma_mean", "luma_contrast", "gradient")
+SHIFT_RANGE = 12  # px, the largest camera shift between frames `_global_shift` looks for (cells are 32 px)
 _SPATIAL = ("blur_reblur", "blur_band_1_2", "blur_band_2_4", "noise_y", "noise_cb", "noise_cr", "noise_y_mean",
             "block_y", "block_chroma", "flat_4x4", "coherence") + tuple(n for n in FEATURE_NAMES if n.startswith("mscn_"))
 # What each dimension's head may read. A head that saw every measurement learnt shortcuts (the colour score
@@ -86,9 +95,9 @@ FEATURE_GROUPS = {
              + _CONTEXT,
     "noise": _SPATIAL + _CONTEXT,
     "artifact": _SPATIAL + _CONTEXT,
-    "blur": _SPATIAL + _CONTEXT,
+    "blur": _SPATIAL + ("blur_reblur_max", "blur_reblur_min") + _CONTEXT,
     "temporal": ("motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_coherence",
-                 "flow_speed", "flow_jerk", "flow_residual", "noise_y") + _CONTEXT,
+                 "flow_speed", "flow_jerk", "flow_residual", "shift_speed", "shift_jerk", "noise_y") + _CONTEXT,
 }
 # How the overall score follows from the dimension scores (0..100, higher is better): the product of the
 # per-dimension losses, the same mapping the training targets are made with (export/recipe/distortions.py),
@@ -151,6 +160,9 @@ class LowLevelQualityNet(nn.Module):
         self.register_buffer("laplacian", torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]]))
         self.register_buffer("immerkaer", torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]]))
         self.register_buffer("box9", torch.full((1, 9), 1.0 / 9.0))
+        # The box blur along the main diagonal: 7 taps span 6 * sqrt(2) = 8.5 px, about the 8 px of box9, so
+        # that isotropic blur reads about the same in all four directions (9 taps read 0.12 higher diagonally).
+        self.register_buffer("diagonal7", torch.eye(7) / 7.0)
         taps = torch.exp(-0.5 * (torch.arange(7, dtype=torch.float32) - 3.0) ** 2 / (7.0 / 6.0) ** 2)
         self.register_buffer("gauss7", torch.outer(taps, taps) / taps.sum() ** 2)  # BRISQUE's local window
         width = len(FEATURE_NAMES)
@@ -192,22 +204,31 @@ class LowLevelQualityNet(nn.Module):
     def _blur(self, y: torch.Tensor) -> torch.Tensor:
         # Crete's re-blur ratio, horizontal and vertical, pooled as a ratio of sums over all cells and frames
         # (textured cells weigh more: flat cells say nothing about blur).
-        lost, total = 0.0, 0.0
+        # The diagonals: a cell and its mirror image, each along its main diagonal.
+        lost, total = [], []
         for cells in (y, y.transpose(-1, -2)):
             blurred = _conv_cells(cells, self.box9)
             original = cells[..., :, 4:-4]
             d_original = torch.abs(original[..., 1:] - original[..., :-1])
             d_blurred = torch.abs(blurred[..., 1:] - blurred[..., :-1])
-            lost = lost + torch.relu(d_original - d_blurred).sum(dim=(1, 2, 3, 4))
-            total = total + d_original.sum(dim=(1, 2, 3, 4))
-        reblur = lost / (total + 1.0)
+            lost.append(torch.relu(d_original - d_blurred).sum(dim=(1, 2, 3, 4)))
+            total.append(d_original.sum(dim=(1, 2, 3, 4)))
+        for cells in (y, y.flip(-1)):
+            blurred = _conv_cells(cells, self.diagonal7)
+            original = cells[..., 3:-3, 3:-3]
+            d_original = torch.abs(original[..., 1:, 1:] - original[..., :-1, :-1])
+            d_blurred = torch.abs(blurred[..., 1:, 1:] - blurred[..., :-1, :-1])
+            lost.append(torch.relu(d_original - d_blurred).sum(dim=(1, 2, 3, 4)))
+            total.append(d_original.sum(dim=(1, 2, 3, 4)))
+        reblur = (lost[0] + lost[1]) / (total[0] + total[1] + 1.0)
+        directional = torch.stack([a / (b + 1.0) for a, b in zip(lost, total)], dim=1)
         n, t, c, ph, pw = y.shape
         half = F.avg_pool2d(y.reshape(n * t * c, 1, ph, pw), 2).reshape(n, t, c, ph // 2, pw // 2)
         quarter = F.avg_pool2d(half.reshape(n * t * c, 1, ph // 2, pw // 2), 2).reshape(n, t, c, ph // 4, pw // 4)
         lap = [torch.abs(_conv_cells(level, self.laplacian)).mean(dim=(-1, -2)).sum(dim=(1, 2))
                for level in (y, half, quarter)]
-        return torch.stack([reblur, _log(lap[0], 1.0) - _log(lap[1], 1.0), _log(lap[1], 1.0) - _log(lap[2], 1.0)],
-                           dim=1)
+        return torch.stack([reblur, _log(lap[0], 1.0) - _log(lap[1], 1.0), _log(lap[1], 1.0) - _log(lap[2], 1.0),
+                            directional.amax(dim=1), directional.amin(dim=1)], dim=1)
 
     def _noise(self, y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
         scale = math.sqrt(math.pi / 2.0) / 6.0
@@ -295,7 +316,7 @@ class LowLevelQualityNet(nn.Module):
         n, t = y.shape[0], y.shape[1]
         f = self.frames_per_snippet
         if f < 2 or t % f:
-            return torch.zeros(n, 9, dtype=y.dtype, device=y.device)
+            return torch.zeros(n, 11, dtype=y.dtype, device=y.device)
         snippets = y.reshape(n, t // f, f, *y.shape[2:])
         later, earlier = snippets[:, :, 1:], snippets[:, :, :-1]
         motion = torch.abs(later - earlier).mean(dim=(-1, -2))  # [N, S, f-1]
@@ -343,8 +364,43 @@ class LowLevelQualityNet(nn.Module):
             jerk = torch.zeros_like(speed)
         residual = torch.abs(it + ix * u[..., None, None] + iy * v[..., None, None]).mean(dim=(1, 2, 3, 4, 5))
         residual = residual / (torch.abs(it).mean(dim=(1, 2, 3, 4, 5)) + 0.1)
+        shift = self._global_shift(y)  # [N, S, f-1, 2]
+        shift_speed = torch.sqrt((shift * shift).sum(dim=-1) + 1e-6).mean(dim=(1, 2))
+        if f > 2:
+            change = shift[:, :, 1:] - shift[:, :, :-1]
+            shift_jerk = torch.sqrt((change * change).sum(dim=-1) + 1e-6).mean(dim=(1, 2))
+        else:
+            shift_jerk = torch.zeros_like(shift_speed)
         return torch.stack([_log(mean_motion, 0.1), freeze_min, freeze_share, unevenness, _log(flicker, 0.002),
-                            flicker_coherence, _log(speed, 0.01), _log(jerk, 0.01), residual], dim=1)
+                            flicker_coherence, _log(speed, 0.01), _log(jerk, 0.01), residual,
+                            _log(shift_speed, 0.5), _log(shift_jerk, 0.5)], dim=1)
+
+    def _global_shift(self, y: torch.Tensor) -> torch.Tensor:
+        """The camera's translation between consecutive frames of each snippet, ``[N, S, f-1, 2]`` whole pixels
+        (x, y), up to SHIFT_RANGE: integral projections (each cell's column and row means, the mean taken out,
+        so flicker does not count), matched at every shift, their mean absolute difference averaged over the
+        cells, the cheapest shift taken (a tiny cost per pixel of shift breaks ties towards rest).
+
+        Why: Lucas-Kanade above sees a pixel or two; shake moves frames by up to 10 px and a fast pan by 12,
+        so both read as the same failure there. Here a smooth pan is a steady shift and shake a jumping one."""
+        n, t = y.shape[0], y.shape[1]
+        f = self.frames_per_snippet
+        cells = _cells(y, self.patch).reshape(n, t // f, f, -1, *self.patch)  # [N, S, f, C, ph, pw]
+        shifts = []
+        for profile in (cells.mean(dim=-2), cells.mean(dim=-1)):  # along x (column means), along y (row means)
+            profile = profile - profile.mean(dim=-1, keepdim=True)
+            a, b = profile[:, :, :-1], profile[:, :, 1:]
+            length = profile.shape[-1]
+            costs = []
+            for s in range(-SHIFT_RANGE, SHIFT_RANGE + 1):
+                if s >= 0:
+                    d = torch.abs(a[..., :length - s] - b[..., s:])
+                else:
+                    d = torch.abs(a[..., -s:] - b[..., :length + s])
+                costs.append(d.mean(dim=-1).mean(dim=-1) + 1e-3 * abs(s))
+            cost = torch.stack(costs, dim=-1)  # [N, S, f-1, shifts]
+            shifts.append(cost.argmin(dim=-1).to(y.dtype) - SHIFT_RANGE)
+        return torch.stack(shifts, dim=-1)
 
     def _context(self, y: torch.Tensor, y_cells: torch.Tensor) -> torch.Tensor:
         gradient = (torch.abs(y_cells[..., 1:] - y_cells[..., :-1]).mean(dim=(1, 2, 3, 4))

@@ -94,6 +94,29 @@ def _np_lattice(still: np.ndarray, k: int) -> np.ndarray:
     return on - off
 
 
+def _np_directional_reblur(cells: np.ndarray) -> np.ndarray:
+    """Crete's re-blur ratio per direction (horizontal, vertical, both diagonals) with a box along it (9 taps,
+    7 on the diagonals), ``[N, 4]``: sum of the gradient lost over sum of the gradient, over cells and frames."""
+    n, t, c, p, _ = cells.shape
+    ratios = []
+    for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        h = 3 if di and dj else 4  # half the taps
+        lo_i, hi_i = h * di, p - h * di
+        lo_j, hi_j = (h, p - h) if dj else (0, p)
+        rows, cols = np.arange(lo_i, hi_i), np.arange(lo_j, hi_j)
+        blurred = np.mean([cells[..., rows[:, None] + k * di, cols[None, :] + k * dj] for k in range(-h, h + 1)],
+                          axis=0)
+        original = cells[..., rows[:, None], cols[None, :]]
+        # differences one step along the direction, inside the valid region
+        step = (slice(di, None), slice(max(dj, 0), None if dj >= 0 else -1))
+        back = (slice(None, -di if di else None), slice(None, -dj if dj > 0 else None) if dj >= 0 else slice(1, None))
+        d_original = np.abs(original[..., step[0], step[1]] - original[..., back[0], back[1]])
+        d_blurred = np.abs(blurred[..., step[0], step[1]] - blurred[..., back[0], back[1]])
+        lost = np.maximum(d_original - d_blurred, 0).sum(axis=(1, 2, 3, 4))
+        ratios.append(lost / (d_original.sum(axis=(1, 2, 3, 4)) + 1.0))
+    return np.stack(ratios, axis=1)
+
+
 @pytest.mark.parametrize("grid", [(2, 3), (3, 1)])
 def test_measurements_match_numpy(net, grid):
     rng = np.random.default_rng(sum(grid))
@@ -105,6 +128,9 @@ def test_measurements_match_numpy(net, grid):
     y_still = y[:, ::4]
     np.testing.assert_allclose(got["noise_y"], _np_noise(y_still), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got["block_y"], _np_blockiness(_np_cells(y_still, 32), 8), rtol=1e-4, atol=1e-4)
+    directional = _np_directional_reblur(_np_cells(y_still, 32))
+    np.testing.assert_allclose(got["blur_reblur_max"], directional.max(axis=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["blur_reblur_min"], directional.min(axis=1), rtol=1e-4, atol=1e-5)
     snippets = y.reshape(2, 2, 4, *y.shape[2:])
     motion = np.abs(np.diff(snippets, axis=2)).mean(axis=(-1, -2))
     np.testing.assert_allclose(got["motion"], np.log(motion.mean(axis=(1, 2)) + 0.1), rtol=1e-4, atol=1e-4)
@@ -157,6 +183,20 @@ def test_blur_raises_the_reblur_share_kept(net):
     assert b["blur_band_1_2"][0] < a["blur_band_1_2"][0]
 
 
+def test_motion_blur_shows_in_one_direction(net):
+    """Blur along one direction lowers the smallest directional re-blur ratio far below the largest one;
+    isotropic blur keeps them close."""
+    from scipy.ndimage import gaussian_filter, uniform_filter1d
+
+    rng = np.random.default_rng(5)
+    sharp = _texture(rng, 96, 128, 0.7)
+    for axis in (0, 1):
+        moved = _features(net, _clip_from_luma([uniform_filter1d(sharp, 9, axis=axis)] * 8))
+        assert moved["blur_reblur_min"][0] < moved["blur_reblur_max"][0] - 0.2
+    round_blur = _features(net, _clip_from_luma([gaussian_filter(sharp, 2.0)] * 8))
+    assert round_blur["blur_reblur_max"][0] - round_blur["blur_reblur_min"][0] < 0.1
+
+
 def test_block_edges_raise_blockiness(net):
     rng = np.random.default_rng(2)
     smooth = _texture(rng, 96, 96, 4.0)
@@ -188,6 +228,32 @@ def test_temporal_measurements_see_freezes_flicker_and_shake(net):
     assert 0.6 < speed < 1.3, speed
     assert abs(flick["flow_speed"][0] - pan["flow_speed"][0]) < 0.3
     assert shaken["flow_jerk"][0] > pan["flow_jerk"][0] + 1.0
+    # Integral projections: the pan is a steady 2 px (speed 2, jerk 0), the shake jumps.
+    assert math.exp(pan["shift_speed"][0]) - 0.5 == pytest.approx(2.0, abs=0.01)
+    assert math.exp(pan["shift_jerk"][0]) - 0.5 == pytest.approx(0.0, abs=0.01)
+    assert math.exp(flick["shift_speed"][0]) - 0.5 == pytest.approx(2.0, abs=0.01)  # flicker is not motion
+    assert math.exp(shaken["shift_jerk"][0]) - 0.5 > 4.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_global_shift_finds_the_camera_translation(net, seed):
+    """Frames cut from a larger texture at known offsets: every frame pair's shift is the displacement of the
+    content, in whole pixels, in x and y (steps of up to 5 px, and jumps in x of 6 px up to the range)."""
+    from edgevqa.export.models.lowlevel import SHIFT_RANGE
+
+    rng = np.random.default_rng(seed)
+    pad = 100
+    big = _texture(rng, 96 + 2 * pad, 160 + 2 * pad, 1.2)
+    moves = rng.integers(-5, 6, size=(8, 2))
+    moves[1::2, 1] = rng.integers(6, SHIFT_RANGE + 1, size=4) * rng.choice([-1, 1], size=4)  # jumps in x too
+    offsets = np.cumsum(moves, axis=0)
+    offsets -= np.rint(offsets.mean(axis=0)).astype(int)
+    frames = [big[pad - oy:pad - oy + 96, pad - ox:pad - ox + 160] for oy, ox in offsets]
+    luma = torch.from_numpy(np.stack(frames)[None].astype(np.float32))  # [1, T, H, W]
+    got = net._global_shift(luma).numpy()  # [1, snippets, pairs, (x, y)]
+    moved = np.diff(offsets.reshape(2, 4, 2), axis=1)[..., ::-1]  # content displacement per pair, as (x, y)
+    assert np.abs(moved).max() >= 6
+    np.testing.assert_array_equal(got[0], moved)
 
 
 def test_colour_measurements_see_desaturation_and_cast(net):

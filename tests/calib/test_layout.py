@@ -41,13 +41,19 @@ def _run(model, feed):
     return session.run(None, feed)
 
 
+def _off_tie_input(seed: int) -> dict:
+    """Random inputs at least 0.1 quantisation step (0.05) away from a rounding tie, so that how a runtime
+    computes x / scale (a division, or a product with the reciprocal) cannot move a value to the other step."""
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(-60, 61, (1, 3, 9, 7)) + rng.uniform(-0.4, 0.4, (1, 3, 9, 7))
+    return {"x": (steps * 0.05).astype(np.float32)}
+
+
 def test_split_shared_quantizers_gives_each_consumer_its_pair():
     model = _qdq_fanout_model()
     # Each copy's scale is one ulp above the original, so an input within an ulp of a rounding tie may land one
-    # step over: a legitimate difference, not a fault of the pass. Inputs are kept at least 0.1 step off ties.
-    rng = np.random.default_rng(11)
-    steps = rng.integers(-60, 61, (1, 3, 9, 7)) + rng.uniform(-0.4, 0.4, (1, 3, 9, 7))
-    feed = {"x": (steps * 0.05).astype(np.float32)}
+    # step over: a legitimate difference, not a fault of the pass.
+    feed = _off_tie_input(11)
     before = _run(model, feed)
     split = onnx.ModelProto()
     split.CopyFrom(model)
@@ -69,7 +75,7 @@ def test_split_shared_quantizers_gives_each_consumer_its_pair():
 
 def test_float_graph_outputs_drops_output_rounding():
     model = _qdq_fanout_model()
-    feed = {"x": np.random.default_rng().normal(0, 2, (1, 3, 9, 7)).astype(np.float32)}
+    feed = _off_tie_input(12)
     assert float_graph_outputs(model) == 1
 
     a, b, c = _run(model, feed)

@@ -45,6 +45,7 @@ import numpy as np
 
 DEFAULT_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
 SWEEP_SEEDS = ("per-level", "per-sweep")  # `distortion_seed`
+DEFAULT_SWEEP_SEEDS = "per-sweep"
 
 
 def _spearman(a, b) -> float:
@@ -116,7 +117,7 @@ def transcode(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
     return dst
 
 
-def distortion_seed(source_index: int, dim_index: int, level: float, sweep_seeds: str = "per-sweep") -> int:
+def distortion_seed(source_index: int, dim_index: int, level: float, sweep_seeds: str = DEFAULT_SWEEP_SEEDS) -> int:
     """The seed of one clip of a sweep. ``per-sweep`` (the default): one draw for the whole sweep, so only
     the severity changes along it; "the overall score falls monotonically with severity" is then a statement
     about one distortion made stronger, not about another random cast direction or noise pattern at each
@@ -124,13 +125,13 @@ def distortion_seed(source_index: int, dim_index: int, level: float, sweep_seeds
     motion-blur angle, noise and freeze pattern; on 2.4 the pooled correlations differ from per-sweep's by
     about 0.02 either way."""
     if sweep_seeds not in SWEEP_SEEDS:
-        raise ValueError(f"sweep_seeds must be 'per-level' or 'per-sweep', got {sweep_seeds!r}")
+        raise ValueError(f"sweep_seeds must be one of {SWEEP_SEEDS}, got {sweep_seeds!r}")
     base = 1000 * source_index + 10 * dim_index
     return int(base + 100 * level) if sweep_seeds == "per-level" else int(base)
 
 
 def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | None, workdir: str,
-             sweep_seeds: str = "per-sweep"):
+             sweep_seeds: str = DEFAULT_SWEEP_SEEDS):
     from edgevqa.export.recipe import content as content_mod
     from edgevqa.export.recipe import distortions as dist
     from edgevqa.export.recipe.dataset import encode_clip, reencode_clip
@@ -276,7 +277,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="inference threads for the cost table")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    parser.add_argument("--sweep-seeds", choices=SWEEP_SEEDS, default="per-sweep",
+    parser.add_argument("--sweep-seeds", choices=SWEEP_SEEDS, default=DEFAULT_SWEEP_SEEDS,
                         help="one random draw per sweep, only the severity rising along it (default), or a new "
                              "draw at every level (the figures quoted up to session 7)")
     args = parser.parse_args(argv)

@@ -94,24 +94,27 @@ def _np_lattice(still: np.ndarray, k: int) -> np.ndarray:
     return on - off
 
 
+def _np_step_difference(a: np.ndarray, di: int, dj: int) -> np.ndarray:
+    """|a[i + di, j + dj] - a[i, j]| over the pixels where both exist (di >= 0, dj in -1, 0, 1)."""
+    h, w = a.shape[-2:]
+    ahead = a[..., di:, max(dj, 0):w + min(dj, 0)]
+    here = a[..., :h - di, max(-dj, 0):w - max(dj, 0)]
+    return np.abs(ahead - here)
+
+
 def _np_directional_reblur(cells: np.ndarray) -> np.ndarray:
     """Crete's re-blur ratio per direction (horizontal, vertical, both diagonals) with a box along it (9 taps,
     7 on the diagonals), ``[N, 4]``: sum of the gradient lost over sum of the gradient, over cells and frames."""
-    n, t, c, p, _ = cells.shape
+    p = cells.shape[-1]
     ratios = []
     for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
         h = 3 if di and dj else 4  # half the taps
-        lo_i, hi_i = h * di, p - h * di
-        lo_j, hi_j = (h, p - h) if dj else (0, p)
-        rows, cols = np.arange(lo_i, hi_i), np.arange(lo_j, hi_j)
+        rows = np.arange(h * di, p - h * di)
+        cols = np.arange(h, p - h) if dj else np.arange(p)
         blurred = np.mean([cells[..., rows[:, None] + k * di, cols[None, :] + k * dj] for k in range(-h, h + 1)],
                           axis=0)
-        original = cells[..., rows[:, None], cols[None, :]]
-        # differences one step along the direction, inside the valid region
-        step = (slice(di, None), slice(max(dj, 0), None if dj >= 0 else -1))
-        back = (slice(None, -di if di else None), slice(None, -dj if dj > 0 else None) if dj >= 0 else slice(1, None))
-        d_original = np.abs(original[..., step[0], step[1]] - original[..., back[0], back[1]])
-        d_blurred = np.abs(blurred[..., step[0], step[1]] - blurred[..., back[0], back[1]])
+        d_original = _np_step_difference(cells[..., rows[:, None], cols[None, :]], di, dj)
+        d_blurred = _np_step_difference(blurred, di, dj)
         lost = np.maximum(d_original - d_blurred, 0).sum(axis=(1, 2, 3, 4))
         ratios.append(lost / (d_original.sum(axis=(1, 2, 3, 4)) + 1.0))
     return np.stack(ratios, axis=1)

@@ -272,6 +272,64 @@ def test_raw_binding_rejects_inconsistent_plans(good_call):
                 call(**{name: value})
 
 
+def test_an_index_outside_the_plane_is_caught_wherever_it_sits():
+    """The range check reduces 8 values a step plus a tail: a bad index first, in the body and last."""
+    from edgevqa.kernels import _native
+
+    rng = np.random.default_rng(31)
+    planes, conversion, info = make_frame("yuv420p", 67, 45, rng)
+    plan = small_plan("fragments", video_info(num_frames=8, **info), seed=2)
+    slots, groups, taps = native.plan_arrays(plan)
+    table = native._table(plan.view.mean, plan.view.std, "float32")
+    coef = np.asarray(conversion.coefficients, np.int32)
+    out = np.zeros(plan.output_shape, np.float32)
+    group = int(groups.flat[0])
+    for array in (0, 2, 4, 6):  # the index arrays of luma rows, luma columns, chroma rows, chroma columns
+        limit = (67, 45, 34, 23)[array // 2]
+        values = taps[array][group].reshape(-1)
+        assert values.size > 8 and values.size % 8, "a body of whole steps and a tail are the point"
+        for position in (0, values.size // 2, values.size - 1):
+            for bad_value in (-1, limit):
+                changed = list(taps)
+                changed[array] = taps[array].copy()
+                changed[array][group].reshape(-1)[position] = bad_value
+                with pytest.raises(KernelError, match="outside plane"):
+                    _native.sample_frame(planes, out, 0, slots, groups, tuple(changed), coef, False, 8, table, True)
+
+
+def test_a_one_tap_weight_other_than_one_leaves_the_fast_path():
+    """One-tap plans take the direct path only when every weight is WEIGHT_ONE; a single other weight, even in
+    the last position, must send the image through the general filter (same bits as the reference)."""
+    rng = np.random.default_rng(32)
+    planes, conversion, info = make_frame("yuv420p", 129, 97, rng)
+    view = ViewSpec(kind="fragments", clip_len=4, frame_interval=1, grid=(3, 3), patch=(16, 16), size=(48, 48),
+                    aligned=4)
+    plan = make_plan(view, video_info(num_frames=8, **info), seed=3)
+    for axis in ("luma_rows", "luma_cols", "chroma_rows", "chroma_cols"):
+        for position in (0, -1):
+            taps = getattr(plan, axis)
+            weight = taps.weight.copy()
+            weight.reshape(-1)[position] = (1 << 14) - 3000
+            changed = dataclasses.replace(plan, **{axis: dataclasses.replace(taps, weight=weight)})
+            assert_matches_reference(planes, changed, conversion, slots=[0])
+
+
+def test_calls_alternating_between_plans_and_conversions_use_their_own():
+    """The wrapper keeps the arguments of the last (plan, conversion) pair; switching pairs must not reuse them."""
+    rng = np.random.default_rng(33)
+    planes, conversion, info = make_frame("yuv420p", 65, 81, rng)
+    other_conversion = yuv_to_rgb_conversion("bt709", "full")
+    plans = [small_plan("fragments", video_info(num_frames=8, **info), seed=seed) for seed in (4, 5)]
+    plans.append(small_plan("fragments", video_info(num_frames=8, **info), dtype="float16", seed=4))
+    calls = [(plans[0], conversion), (plans[1], conversion), (plans[0], other_conversion), (plans[2], conversion),
+             (plans[0], conversion)]
+    for plan, conv in calls:
+        want, got = sentinel_out(plan), sentinel_out(plan)
+        reference.sample_frame(planes, plan, 0, conv, want)
+        native.sample_frame(planes, plan, 0, conv, got)
+        assert same_bits(got, want)
+
+
 # --------------------------------------------------------------------------------------------- dispatch
 
 

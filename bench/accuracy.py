@@ -26,8 +26,8 @@ from edgevqa.errors import BackendUnavailableError, EdgeVQAError
 
 PATH_COLUMNS = ("video", "path", "file", "filename", "name", "video_name")
 MOS_COLUMNS = ("mos", "label")
-NON_SCORE_COLUMNS = {"video", "mos", "time_s", "error", "model", "backend", "seed", "path", "file", "filename",
-                     "name", "video_name", "label", "dmos", "duration", "fps", "width", "height"}
+NON_SCORE_COLUMNS = {"video", "mos", "time_s", "error", "warnings", "model", "backend", "seed", "path", "file",
+                     "filename", "name", "video_name", "label", "dmos", "duration", "fps", "width", "height"}
 MIN_VIDEOS = 3
 
 

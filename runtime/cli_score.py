@@ -104,8 +104,13 @@ def run(args: argparse.Namespace) -> int:
             progress.step(result.video, result.ok)
             if args.json:
                 print(json.dumps(row, sort_keys=True), flush=True)
-            elif not result.ok and len(args.videos) > 1:
-                print(f"edgevqa: error: {result.error}", file=sys.stderr)
+            else:
+                if not result.ok and len(args.videos) > 1:
+                    print(f"edgevqa: error: {result.error}", file=sys.stderr)
+                # The table has no room for them, and a score from an upscaled or damaged video needs saying.
+                for warning in row.get("warnings") or []:
+                    about = "" if warning.startswith(result.video) else f"{result.video}: "
+                    print(f"edgevqa: warning: {about}{warning}", file=sys.stderr)
     dims = list(pipeline.manifest.outputs)
     if not args.json:
         if len(args.videos) == 1 and failed:
@@ -115,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["video"] + dims + ["time_s", "error"])
+            writer.writerow(["video"] + dims + ["time_s", "error", "warnings"])
             for r in rows:
                 writer.writerow([r["video"]] + [r["scores"].get(d, "") for d in dims]
-                                + [r["timings"].get("total", ""), r["error"] or ""])
+                                + [r["timings"].get("total", ""), r["error"] or "", "; ".join(r.get("warnings") or [])])
     return 1 if failed else 0

@@ -223,15 +223,42 @@ class PyAVDecoder:
     def _iter_all(self) -> Iterator[Any]:
         av = self._av
         while self._pending:
-            yield self._pending.pop(0)
+            yield self._counted(self._pending.pop(0))
         try:
             for raw in self._frames_iter:
-                yield raw
+                yield self._counted(raw)
         except av.FFmpegError as exc:
             # A damaged tail ends the stream; what was decoded so far stands, as players do.
             self.decode_error = f"{self.name}: decoding stopped early ({_ffmpeg_reason(exc)})"
 
+    def _counted(self, raw: Any) -> Any:
+        # Every frame decoded so far counts, the skipped ones too: a damaged reference frame spoils the frames
+        # predicted from it.
+        self.concealed_frames += bool(getattr(raw, "is_corrupt", False))
+        return raw
+
     decode_error: str | None = None
+    concealed_frames = 0  # frames FFmpeg flagged corrupt (decoded with error concealment)
+
+    @property
+    def damaged(self) -> bool:
+        """Whether the frames read so far met damage: packets that failed to decode, frames decoded with error
+        concealment, or a stream that ended in an error."""
+        return bool(self.corrupt_packets or self.concealed_frames or self.decode_error)
+
+    def damage_report(self) -> str:
+        """One line on the damage met so far (empty when none)."""
+        parts = []
+        if self.corrupt_packets:
+            parts.append(f"{self.corrupt_packets} packet(s) could not be decoded (last error: {self.last_packet_error})")
+        if self.concealed_frames:
+            parts.append(f"{self.concealed_frames} frame(s) were decoded with error concealment")
+        return f"{self.name}: damaged stream: " + "; ".join(parts) if parts else ""
+
+    @property
+    def reopenable(self) -> bool:
+        """Whether the same source can be opened again (a path, URL or bytes; not a file object)."""
+        return self._reopenable is not None
 
     def _to_frame(self, index: int, raw: Any) -> Frame:
         info = self.info

@@ -201,6 +201,21 @@ class Pipeline:
                 warnings.extend(plan.notes)
             t2 = time.perf_counter()
             sampled = sample_plans(decoder, plans)
+            if decoder.damaged and self.decode_threads != 1:
+                # FFmpeg's error concealment in frame-threaded decoding depends on thread timing, so a damaged
+                # stream decoded that way scores differently from run to run. One thread makes it reproducible;
+                # only damaged videos pay for the second decode.
+                if decoder.reopenable:
+                    with PyAVDecoder(video, threads=1) as again:
+                        sampled = sample_plans(again, plans)
+                    decoder = again
+                    warnings.append(f"{decoder.damage_report() or decoder.name + ': damaged stream'}; decoded "
+                                    "again on one thread so the score is reproducible; it reflects the damage")
+                else:
+                    warnings.append(f"{decoder.damage_report()}; a file object cannot be read twice, so the "
+                                    "score may differ from run to run (pass a path or bytes)")
+            elif decoder.damaged:
+                warnings.append(decoder.damage_report() + "; the score reflects the damage")
             if decoder.decode_error:
                 warnings.append(decoder.decode_error)
             if sampled.repeated_slots:

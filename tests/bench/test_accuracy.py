@@ -98,9 +98,10 @@ def test_label_formats(tmp_path):
 
 
 def test_prediction_formats(tmp_path):
-    score_csv = write_csv(tmp_path / "scores.csv", ["video", "overall", "color", "time_s", "error"],
-                          [["a.mp4", 50.5, 40, 0.2, ""], ["b.mp4", "", "", "", "cannot decode"],
-                           ["c.mp4", 60, 45, 0.3, ""]])
+    score_csv = write_csv(tmp_path / "scores.csv", ["video", "overall", "color", "time_s", "error", "warnings"],
+                          [["a.mp4", 50.5, 40, 0.2, "", ""], ["b.mp4", "", "", "", "cannot decode", ""],
+                           ["c.mp4", 60, 45, 0.3, "", "c.mp4: damaged stream: 3 frame(s) were decoded with error "
+                            "concealment; the score reflects the damage"]])
     table = read_predictions(score_csv)
     assert table.dimensions == ["overall", "color"]
     assert table.scores == {"a.mp4": {"overall": 50.5, "color": 40.0}, "c.mp4": {"overall": 60.0, "color": 45.0}}

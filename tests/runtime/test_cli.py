@@ -30,11 +30,23 @@ def test_score_table_json_csv(small_clip, probe_model, tmp_path):
     out = tmp_path / "scores.csv"
     proc = run_cli("score", small_clip, "--model", probe_model, "--csv", out)
     assert proc.returncode == 0 and out.read_text().startswith("video,overall")
+    header, row = out.read_text().splitlines()[:2]
+    assert header.endswith(",time_s,error,warnings") and row.endswith("upscaled to 224x373")
     proc = run_cli("score", small_clip, "--model", probe_model, "--csv", out)
     assert proc.returncode == 1 and "already exists" in proc.stderr
     proc = run_cli("score", small_clip, "--model", probe_model, "--csv", small_clip)
     assert proc.returncode == 1 and "input videos" in proc.stderr
     assert os.path.getsize(small_clip) > 1000  # the input was not touched
+
+
+def test_the_table_says_what_the_scores_do_not(small_clip, probe_model):
+    """Warnings (here: a 160x96 clip upscaled to the fragments' size) go to stderr when the table has no room
+    for them, even with --quiet (which silences only the progress)."""
+    proc = run_cli("score", small_clip, "--model", probe_model, "--quiet")
+    assert proc.returncode == 0
+    assert proc.stderr == f"edgevqa: warning: {small_clip}: frame 96x160 smaller than 224x224: upscaled to 224x373\n"
+    proc = run_cli("score", small_clip, "--model", probe_model, "--json", "--quiet")
+    assert proc.stderr == "" and json.loads(proc.stdout)["warnings"]
 
 
 def test_one_failure_does_not_stop_the_others(small_clip, probe_model, tmp_path):

@@ -162,3 +162,30 @@ def test_bytes_and_file_objects(small_clip):
         assert probe(fh).width == 160
     with pytest.raises(VideoDecodeError, match="no data"):
         probe(b"")
+
+
+def _damaged_ts(folder) -> tuple[str, str]:
+    """A clean MPEG-TS clip and a copy with 40 bytes flipped in its last three quarters (seeded)."""
+    from edgevqa.samples import write_clip
+
+    clean = write_clip(folder / "clean.ts", width=160, height=96, num_frames=40, fps=20)
+    data = bytearray(open(clean, "rb").read())
+    for pos in np.random.default_rng(5).integers(len(data) // 4, len(data), 40):
+        data[pos] ^= 0xFF
+    damaged = folder / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    return clean, os.fspath(damaged)
+
+
+def test_damage_is_counted_and_reported(tmp_path):
+    clean, damaged = _damaged_ts(tmp_path)
+    with PyAVDecoder(clean) as decoder:
+        assert sum(1 for _ in decoder.frames()) == 40
+        assert not decoder.damaged and decoder.damage_report() == "" and decoder.reopenable
+    with PyAVDecoder(damaged) as decoder:
+        frames = sum(1 for _ in decoder.frames())
+        assert frames > 0 and decoder.damaged
+        report = decoder.damage_report()
+        assert report.startswith(f"{damaged}: damaged stream: ") and "error concealment" in report
+    with open(damaged, "rb") as fh, PyAVDecoder(fh) as decoder:
+        assert not decoder.reopenable

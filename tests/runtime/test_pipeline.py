@@ -149,3 +149,24 @@ def test_two_view_model_and_fp16_input(tmp_path, small_clip):
     result = score(small_clip, path)
     assert result.ok and np.isfinite(result.scores["overall"])
     assert edgevqa.__version__
+
+
+def test_a_damaged_stream_scores_the_same_every_time_and_says_so(tmp_path, probe_model):
+    """Frame-threaded error concealment depends on thread timing; the pipeline decodes a damaged stream again
+    on one thread, so its scores repeat, and says what it met."""
+    from test_decode import _damaged_ts
+
+    clean, damaged = _damaged_ts(tmp_path)
+    with Pipeline(probe_model) as pipe:
+        assert not any("damaged" in w for w in pipe.score(clean).warnings)
+        results = [pipe.score(damaged) for _ in range(3)]
+    assert all(r.ok and r.scores == results[0].scores for r in results)
+    warning = " ".join(results[0].warnings)
+    assert "damaged stream" in warning and "decoded again on one thread" in warning
+    with Pipeline(probe_model, decode_threads=1) as pipe:
+        single = pipe.score(damaged)
+    assert single.scores == results[0].scores and "decoded again" not in " ".join(single.warnings)
+    assert "damaged stream" in " ".join(single.warnings)
+    with open(damaged, "rb") as fh, Pipeline(probe_model) as pipe:
+        from_file = pipe.score(fh)
+    assert "cannot be read twice" in " ".join(from_file.warnings)

@@ -250,9 +250,12 @@ class PyAVDecoder:
         """One line on the damage met so far (empty when none)."""
         parts = []
         if self.corrupt_packets:
-            parts.append(f"{self.corrupt_packets} packet(s) could not be decoded (last error: {self.last_packet_error})")
+            parts.append(f"{self.corrupt_packets} packet(s) could not be decoded "
+                         f"(last error: {self.last_packet_error})")
         if self.concealed_frames:
             parts.append(f"{self.concealed_frames} frame(s) were decoded with error concealment")
+        if self.decode_error:
+            parts.append("decoding ended in an error")
         return f"{self.name}: damaged stream: " + "; ".join(parts) if parts else ""
 
     @property

@@ -206,11 +206,12 @@ class Pipeline:
                 # stream decoded that way scores differently from run to run. One thread makes it reproducible;
                 # only damaged videos pay for the second decode.
                 if decoder.reopenable:
+                    first_report = decoder.damage_report()
                     with PyAVDecoder(video, threads=1) as again:
                         sampled = sample_plans(again, plans)
                     decoder = again
-                    warnings.append(f"{decoder.damage_report() or decoder.name + ': damaged stream'}; decoded "
-                                    "again on one thread so the score is reproducible; it reflects the damage")
+                    warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "
+                                    "score is reproducible; it reflects the damage")
                 else:
                     warnings.append(f"{decoder.damage_report()}; a file object cannot be read twice, so the "
                                     "score may differ from run to run (pass a path or bytes)")

@@ -24,7 +24,10 @@ computed inside each cell so no difference crosses a cell border:
 - colour: Hasler and Suesstrunk's colourfulness (SPIE 2003), mean chroma magnitude, the grey-world cast (mean
   Cb / Cr), casts where real scenes are nearly neutral (the mean chroma of the darkest and of the brightest
   pixels, after the white-patch / shadow assumptions of colour constancy) and the share of nearly neutral
-  pixels (a cast moves them all off grey; saturated content has few to begin with), and banding cues: the
+  pixels (a cast moves them all off grey; saturated content has few to begin with), the chroma's spread
+  around its mean and the cast over that spread (desaturation shrinks the spread, a cast moves the mean and
+  leaves the spread; every other colour measurement rises alike with a cast and with more saturation), and
+  banding cues: the
   share of exactly equal neighbours per R, G, B channel, the mean size of the steps that are not zero, and
   how far the values sit on a lattice with a step of k = 8, 16 or 32 levels: the magnitude of the value
   histogram's Fourier coefficient at 1 / k cycles per level (the mean of exp(2 pi i v / k) over the pixels of a
@@ -74,6 +77,7 @@ FEATURE_NAMES = (
     "block_y", "block_chroma", "flat_4x4",
     "colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
     "neutral_share", "shadow_cast", "highlight_cast", "lattice_8", "lattice_16", "lattice_32",
+    "chroma_spread", "cast_over_spread",
     "motion", "freeze_min", "freeze_share", "motion_unevenness", "flicker", "flicker_coherence",
     "flow_speed", "flow_jerk", "flow_residual", "shift_speed", "shift_jerk",
     "luma_mean", "luma_contrast", "gradient",
@@ -91,7 +95,7 @@ _SPATIAL = ("blur_reblur", "blur_band_1_2", "blur_band_2_4", "noise_y", "noise_c
 FEATURE_GROUPS = {
     "color": ("colourfulness", "chroma_magnitude", "cast", "cast_relative", "zero_steps", "step_size",
               "neutral_share", "shadow_cast", "highlight_cast", "lattice_8", "lattice_16", "lattice_32",
-              "flat_4x4")
+              "chroma_spread", "cast_over_spread", "flat_4x4")
              + _CONTEXT,
     "noise": _SPATIAL + _CONTEXT,
     "artifact": _SPATIAL + _CONTEXT,
@@ -204,7 +208,6 @@ class LowLevelQualityNet(nn.Module):
     def _blur(self, y: torch.Tensor) -> torch.Tensor:
         # Crete's re-blur ratio, horizontal and vertical, pooled as a ratio of sums over all cells and frames
         # (textured cells weigh more: flat cells say nothing about blur).
-        # The diagonals: a cell and its mirror image, each along its main diagonal.
         lost, total = [], []
         for cells in (y, y.transpose(-1, -2)):
             blurred = _conv_cells(cells, self.box9)
@@ -213,6 +216,7 @@ class LowLevelQualityNet(nn.Module):
             d_blurred = torch.abs(blurred[..., 1:] - blurred[..., :-1])
             lost.append(torch.relu(d_original - d_blurred).sum(dim=(1, 2, 3, 4)))
             total.append(d_original.sum(dim=(1, 2, 3, 4)))
+        # The diagonals: a cell and its mirror image, each along its main diagonal.
         for cells in (y, y.flip(-1)):
             blurred = _conv_cells(cells, self.diagonal7)
             original = cells[..., 3:-3, 3:-3]
@@ -274,6 +278,10 @@ class LowLevelQualityNet(nn.Module):
         chroma = torch.sqrt(cb * cb + cr * cr + 1e-6)
         magnitude = chroma.mean(dim=(1, 2, 3))
         cast = torch.sqrt(cb.mean(dim=(1, 2, 3)) ** 2 + cr.mean(dim=(1, 2, 3)) ** 2 + 1e-6)
+        # The chroma's spread around its mean: desaturation shrinks it, an additive cast leaves it alone. Every
+        # other colour measurement rises with a cast as with more saturation, so without it "more colourful"
+        # read as better even when all of it was a tint (a muted clip with a cast).
+        spread = torch.sqrt(cb.var(dim=(1, 2, 3)) + cr.var(dim=(1, 2, 3)) + 1e-6)
         # Shadows and highlights of real scenes are close to neutral, so their mean chroma is the cast (an
         # additive Cb / Cr shift moves them as much as anything else); weights fall off over 24 levels.
         neutral_share = torch.exp(-chroma / 6.0).mean(dim=(1, 2, 3))
@@ -292,7 +300,8 @@ class LowLevelQualityNet(nn.Module):
         step_size = step_size.reshape(rgb.shape[0], 3).mean(dim=1)
         return torch.stack([_log(colourfulness, 1.0), _log(magnitude, 1.0), _log(cast, 0.5),
                             cast / (magnitude + 1.0), zero_share, _log(step_size, 0.5), neutral_share,
-                            extremes[0], extremes[1], *self._lattice(rgb)], dim=1)
+                            extremes[0], extremes[1], *self._lattice(rgb), _log(spread, 1.0),
+                            cast / (spread + 1.0)], dim=1)
 
     @staticmethod
     def _lattice(rgb: torch.Tensor) -> list[torch.Tensor]:
@@ -327,7 +336,8 @@ class LowLevelQualityNet(nn.Module):
         # Flicker is a gain that every cell shares; motion and scene cuts change each cell's brightness its own
         # way. Per cell and frame pair: the change of log mean brightness; its mean over the cells is the shared
         # gain, the mean distance from that mean the part the cells do not share.
-        cell_brightness = _cells(y, self.patch).mean(dim=(-1, -2)).reshape(n, t // f, f, -1)  # [N, S, f, C]
+        y_cells = _cells(y, self.patch)  # [N, T, C, ph, pw]
+        cell_brightness = y_cells.mean(dim=(-1, -2)).reshape(n, t // f, f, -1)  # [N, S, f, C]
         log_brightness = torch.log(cell_brightness + 8.0)
         change = log_brightness[:, :, 1:] - log_brightness[:, :, :-1]
         gain = change.mean(dim=3)  # [N, S, f-1]
@@ -364,7 +374,7 @@ class LowLevelQualityNet(nn.Module):
             jerk = torch.zeros_like(speed)
         residual = torch.abs(it + ix * u[..., None, None] + iy * v[..., None, None]).mean(dim=(1, 2, 3, 4, 5))
         residual = residual / (torch.abs(it).mean(dim=(1, 2, 3, 4, 5)) + 0.1)
-        shift = self._global_shift(y)  # [N, S, f-1, 2]
+        shift = self._global_shift(y_cells)  # [N, S, f-1, 2]
         shift_speed = torch.sqrt((shift * shift).sum(dim=-1) + 1e-6).mean(dim=(1, 2))
         if f > 2:
             change = shift[:, :, 1:] - shift[:, :, :-1]
@@ -375,17 +385,17 @@ class LowLevelQualityNet(nn.Module):
                             flicker_coherence, _log(speed, 0.01), _log(jerk, 0.01), residual,
                             _log(shift_speed, 0.5), _log(shift_jerk, 0.5)], dim=1)
 
-    def _global_shift(self, y: torch.Tensor) -> torch.Tensor:
+    def _global_shift(self, y_cells: torch.Tensor) -> torch.Tensor:
         """The camera's translation between consecutive frames of each snippet, ``[N, S, f-1, 2]`` whole pixels
-        (x, y), up to SHIFT_RANGE: integral projections (each cell's column and row means, the mean taken out,
+        (x, y), up to SHIFT_RANGE, from the luma cut into cells (``_cells``, ``[N, T, C, ph, pw]``): integral projections (each cell's column and row means, the mean taken out,
         so flicker does not count), matched at every shift, their mean absolute difference averaged over the
         cells, the cheapest shift taken (a tiny cost per pixel of shift breaks ties towards rest).
 
         Why: Lucas-Kanade above sees a pixel or two; shake moves frames by up to 10 px and a fast pan by 12,
         so both read as the same failure there. Here a smooth pan is a steady shift and shake a jumping one."""
-        n, t = y.shape[0], y.shape[1]
+        n, t = y_cells.shape[0], y_cells.shape[1]
         f = self.frames_per_snippet
-        cells = _cells(y, self.patch).reshape(n, t // f, f, -1, *self.patch)  # [N, S, f, C, ph, pw]
+        cells = y_cells.reshape(n, t // f, f, -1, *self.patch)  # [N, S, f, C, ph, pw]
         shifts = []
         for profile in (cells.mean(dim=-2), cells.mean(dim=-1)):  # along x (column means), along y (row means)
             profile = profile - profile.mean(dim=-1, keepdim=True)
@@ -399,7 +409,7 @@ class LowLevelQualityNet(nn.Module):
                     d = torch.abs(a[..., -s:] - b[..., :length + s])
                 costs.append(d.mean(dim=-1).mean(dim=-1) + 1e-3 * abs(s))
             cost = torch.stack(costs, dim=-1)  # [N, S, f-1, shifts]
-            shifts.append(cost.argmin(dim=-1).to(y.dtype) - SHIFT_RANGE)
+            shifts.append(cost.argmin(dim=-1).to(y_cells.dtype) - SHIFT_RANGE)
         return torch.stack(shifts, dim=-1)
 
     def _context(self, y: torch.Tensor, y_cells: torch.Tensor) -> torch.Tensor:

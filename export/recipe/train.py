@@ -50,7 +50,7 @@ from . import distortions as dist
 log = logging.getLogger("edgevqa.recipe")
 
 MODEL_NAME = "edgevqa-default"
-MODEL_VERSION = "2.5"
+MODEL_VERSION = "2.6"
 TARGET_CENTRE = 50.0
 TARGET_SCALE = 25.0
 MAX_ONNX_BYTES = 10 * 1024 * 1024

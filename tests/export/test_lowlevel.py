@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edgevqa.export.models import create_model  # noqa: E402
-from edgevqa.export.models.lowlevel import FEATURE_NAMES, LowLevelQualityNet  # noqa: E402
+from edgevqa.export.models.lowlevel import FEATURE_NAMES, LowLevelQualityNet, _cells  # noqa: E402
 from edgevqa.manifest import IMAGENET_MEAN_255, IMAGENET_STD_255  # noqa: E402
 
 MEAN = np.asarray(IMAGENET_MEAN_255, np.float32).reshape(1, 3, 1, 1, 1)
@@ -253,7 +253,7 @@ def test_global_shift_finds_the_camera_translation(net, seed):
     offsets -= np.rint(offsets.mean(axis=0)).astype(int)
     frames = [big[pad - oy:pad - oy + 96, pad - ox:pad - ox + 160] for oy, ox in offsets]
     luma = torch.from_numpy(np.stack(frames)[None].astype(np.float32))  # [1, T, H, W]
-    got = net._global_shift(luma).numpy()  # [1, snippets, pairs, (x, y)]
+    got = net._global_shift(_cells(luma, net.patch)).numpy()  # [1, snippets, pairs, (x, y)]
     moved = np.diff(offsets.reshape(2, 4, 2), axis=1)[..., ::-1]  # content displacement per pair, as (x, y)
     assert np.abs(moved).max() >= 6
     np.testing.assert_array_equal(got[0], moved)
@@ -272,6 +272,12 @@ def test_colour_measurements_see_desaturation_and_cast(net):
     assert b["colourfulness"][0] < a["colourfulness"][0] - 0.5
     assert b["chroma_magnitude"][0] < a["chroma_magnitude"][0] - 0.5
     assert c["cast"][0] > a["cast"][0] + 1.0
+    # The spread around the mean chroma: desaturation shrinks it, a cast leaves it (up to clipping at 255),
+    # so only the cast raises the cast over the spread.
+    assert b["chroma_spread"][0] < a["chroma_spread"][0] - 1.0
+    assert abs(c["chroma_spread"][0] - a["chroma_spread"][0]) < 0.05
+    assert c["cast_over_spread"][0] > a["cast_over_spread"][0] + 0.25
+    assert abs(b["cast_over_spread"][0] - a["cast_over_spread"][0]) < 0.05
 
 
 def test_banding_puts_values_on_a_lattice(net):

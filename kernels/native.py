@@ -97,9 +97,10 @@ def sample_frame(planes: Sequence[np.ndarray], plan: SamplePlan, slot: int, conv
 
 # The arguments a (plan, conversion) pair gives, kept for the last pair seen: the pipeline calls sample_frame
 # once per decoded frame with the same pair, and building them again (a dozen NumPy calls and cache lookups)
-# took about 3 of the 8 microseconds a call costs beyond its pixels. Plans and conversions are frozen; their
-# arrays are passed as they are where already int32 and C-contiguous (make_plan's are), so even a change made
-# to those in place is still seen, while a copy made for other arrays is one of the pair's own.
+# took about 3 of the 8 microseconds a call costs beyond its pixels. Plans and conversions are frozen. Arrays
+# already int32 and C-contiguous (make_plan's are) are passed as they are, so a change made to them in place
+# is still seen; arrays of another dtype or layout are copied once per pair, and a later in-place change to
+# their originals is not.
 _last_call: tuple | None = None
 
 

@@ -279,9 +279,7 @@ def test_an_index_outside_the_plane_is_caught_wherever_it_sits():
     rng = np.random.default_rng(31)
     planes, conversion, info = make_frame("yuv420p", 67, 45, rng)
     plan = small_plan("fragments", video_info(num_frames=8, **info), seed=2)
-    slots, groups, taps = native.plan_arrays(plan)
-    table = native._table(plan.view.mean, plan.view.std, "float32")
-    coef = np.asarray(conversion.coefficients, np.int32)
+    slots, groups, taps, *rest = native._call_arguments(plan, conversion)
     out = np.zeros(plan.output_shape, np.float32)
     group = int(groups.flat[0])
     for array in (0, 2, 4, 6):  # the index arrays of luma rows, luma columns, chroma rows, chroma columns
@@ -294,7 +292,7 @@ def test_an_index_outside_the_plane_is_caught_wherever_it_sits():
                 changed[array] = taps[array].copy()
                 changed[array][group].reshape(-1)[position] = bad_value
                 with pytest.raises(KernelError, match="outside plane"):
-                    _native.sample_frame(planes, out, 0, slots, groups, tuple(changed), coef, False, 8, table, True)
+                    _native.sample_frame(planes, out, 0, slots, groups, tuple(changed), *rest)
 
 
 def test_a_one_tap_weight_other_than_one_leaves_the_fast_path():

@@ -222,6 +222,8 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
     summary["lossless_reencode_max_by_output"] = {k: max(s[k] for s in stability) for k in stability[0]}
     # `stability` holds one entry per source, in the order the pristine rows were scored.
     summary["lossless_reencode_worst_source"] = list(pristine)[int(np.argmax(per_source))]
+    summary["lossless_reencode_by_source"] = {source: {k: round(v, 2) for k, v in change.items()}
+                                             for source, change in zip(pristine, stability)}
     if rgb_round_trip:
         summary["rgb_round_trip_reencode_max_change"] = max(max(s.values()) for s in rgb_round_trip)
     summary["repeat_identical"] = bool(repeat_identical)

@@ -157,7 +157,8 @@ def run_host(args) -> int:
     levels = _level_difference(frames, plan, conversion, [f.owner for f in frames])
     ms = lambda s: f"{1e3 * s / count:8.3f} ms/frame"  # noqa: E731
     print(f"clip: {label}; {count} frames of {info.width}x{info.height} {info.pix_fmt} "
-          f"({info.color_matrix}, {info.color_range}); view: fragments 7x7x32 {view.dtype} {view.layout}")
+          f"({info.color_matrix}, {info.color_range}); view: fragments 7x7x32 {view.dtype} {view.layout}; "
+          f"C rows: {native._native.vector_rows()}")
     print("each method runs on every frame as it leaves the decoder (the pipeline's pattern); best of "
           f"{args.repeat} passes for C, 1 for the reference, {max(1, args.repeat // 2)} for RGB")
     print(f"decode (PyAV, {count} frames)      {ms(decode_s)}")

@@ -40,8 +40,10 @@
 #include <string.h>
 
 /* An AVX2 version of the hottest loop, picked at run time (__builtin_cpu_supports), so the build keeps
- * portable flags; it computes the same int32 values as the scalar loop, so either gives the same bits. */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+ * portable flags; it computes the same int32 values as the scalar loop, so either gives the same bits.
+ * -DEDGEVQA_NATIVE_PORTABLE leaves every x86 path out: the code an aarch64 (Jetson) build compiles, built and
+ * tested on x86 by tests/kernels/test_native_portable.py. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(EDGEVQA_NATIVE_PORTABLE)
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
 #else
@@ -893,17 +895,17 @@ static __attribute__((target("avx2"))) void range_avx2(const int32_t *a, Py_ssiz
 }
 #endif
 
+#if HAVE_AVX2_PATH /* only the direct path (AVX2) asks */
 /* Nonzero when some a[q] != value. */
 static int32_t int32_differs(const int32_t *a, Py_ssize_t n, int32_t value) {
-#if HAVE_AVX2_PATH
     if (use_avx2())
         return differs_avx2(a, n, value);
-#endif
     int32_t other = 0;
     for (Py_ssize_t q = 0; q < n; q++)
         other |= a[q] ^ value;
     return other;
 }
+#endif
 
 /* The smallest and largest of a[0..n) (INT32_MAX and INT32_MIN when n is 0). */
 static void int32_range(const int32_t *a, Py_ssize_t n, int32_t *lowest, int32_t *highest) {
@@ -1911,8 +1913,22 @@ fail:
     return result;
 }
 
+static PyObject *vector_rows(PyObject *self, PyObject *unused) {
+#if HAVE_AVX2_PATH
+    const int level = use_avx2();
+    return PyUnicode_FromString(level == 2 ? "avx2+fma" : level == 1 ? "avx2" : "scalar");
+#else
+    return PyUnicode_FromString("scalar");
+#endif
+}
+
+PyDoc_STRVAR(vector_rows_doc, "vector_rows() -> str\n\nThe rows this build and processor use: 'avx2+fma', 'avx2' "
+                              "or 'scalar' (builds without the x86 paths, such as aarch64, and "
+                              "EDGEVQA_NATIVE_NO_AVX2=1); every choice gives the same bits.");
+
 static PyMethodDef native_methods[] = {
     {"sample_frame", sample_frame, METH_VARARGS, sample_frame_doc},
+    {"vector_rows", vector_rows, METH_NOARGS, vector_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 

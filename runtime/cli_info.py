@@ -68,7 +68,7 @@ def collect_info() -> dict[str, Any]:
         "onnxruntime_providers": onnxruntime.get_available_providers(),
         "pyav": av.__version__,
         "ffmpeg": ffmpeg,
-        "sampling_kernels": getattr(kernels, "IMPLEMENTATION", "reference"),
+        "sampling_kernels": _kernels_in_use(kernels),
         "default_model": default_model_path(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -79,6 +79,16 @@ def collect_info() -> dict[str, Any]:
                                              ("cuda-python", "cuda", "cuda-python"), ("scipy", "scipy", "scipy"))},
     }
     return info
+
+
+def _kernels_in_use(kernels) -> str:
+    """``native (avx2+fma rows)``, ``native (scalar rows)`` (an aarch64 build, say) or ``reference``."""
+    implementation = getattr(kernels, "IMPLEMENTATION", "reference")
+    if implementation != "native":
+        return implementation
+    from .kernels import native
+
+    return f"native ({native._native.vector_rows()} rows)"
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -40,6 +40,8 @@ def test_summary_names_the_worst_source_of_the_re_encode():
     summary = summarise(rows, stability, True, round_trip)
     assert summary["lossless_reencode_max_change"] == 3.0
     assert summary["lossless_reencode_worst_source"] == "b"
+    assert summary["lossless_reencode_by_source"]["b"]["blur"] == 3.0
+    assert summary["lossless_reencode_by_source"]["a"] == {k: 0.5 for k in stability[0]}
     assert summary["rgb_round_trip_reencode_max_change"] == 4.0
     assert summary["pristine_wins"] == 1.0 and summary["overall_monotone_sweeps"] == 1.0
     assert all(v["srcc"] == pytest.approx(1.0) for v in summary["per_dimension"].values())

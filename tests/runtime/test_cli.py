@@ -92,6 +92,14 @@ def test_info_and_make_sample(tmp_path):
     proc = run_cli("info", "--json")
     info = json.loads(proc.stdout)
     assert info["onnxruntime"] and "CPUExecutionProvider" in info["onnxruntime_providers"] and info["ffmpeg"]
+    from edgevqa import kernels
+
+    if kernels.IMPLEMENTATION == "native":  # which rows the C kernel runs: an ARM build says "scalar"
+        from edgevqa.kernels import native
+
+        assert info["sampling_kernels"] == f"native ({native._native.vector_rows()} rows)"
+    else:
+        assert info["sampling_kernels"] == "reference"
     shipped = info["default_model"]
     manifest = json.loads(run_cli("info", shipped, "--json").stdout)
     assert manifest["name"] == "edgevqa-default" and len(manifest["metadata"]["recipe_hash"]) == 16

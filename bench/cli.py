@@ -14,10 +14,9 @@ import sys
 from typing import Any
 
 from edgevqa.errors import EdgeVQAError
+from edgevqa.video_files import no_videos_error, videos_in_folder
 
 BACKEND_CHOICES = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".flv", ".mpg", ".mpeg", ".y4m",
-                    ".3gp", ".wmv")
 
 # (flag, dest) of every bench option, in the order the reconstructed command line prints them.
 _BENCH_FLAGS = (
@@ -256,11 +255,9 @@ def expand_videos(items: list[str]) -> list[str]:
     out: list[str] = []
     for item in items:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, f) for f in os.listdir(item)
-                           if f.lower().endswith(VIDEO_EXTENSIONS) and os.path.isfile(os.path.join(item, f)))
+            found = videos_in_folder(item, recursive=False)
             if not found:
-                raise EdgeVQAError(f"--videos {item}: no video files in this folder "
-                                   f"(looked for {', '.join(VIDEO_EXTENSIONS[:5])}, ...)")
+                raise no_videos_error("--videos", item)
             out += found
         elif os.path.isfile(item):
             out.append(item)

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from edgevqa.errors import EdgeVQAError
-
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-                    ".flv", ".wmv", ".3gp", ".ogv", ".y4m", ".ivf", ".h264", ".264", ".hevc", ".h265")
+from edgevqa.video_files import VIDEO_EXTENSIONS, is_video_name, no_videos_error, videos_in_folder
 
 
 @dataclass(frozen=True)
@@ -36,18 +34,6 @@ def file_digest(path: str) -> str:
     except OSError as exc:
         raise EdgeVQAError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     return sha.hexdigest()
-
-
-def is_video_name(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
-
-
-def _scan_folder(folder: str) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith(".") and is_video_name(f))
-    return sorted(found)
 
 
 def _read_list(list_path: str, flag: str) -> list[str]:
@@ -85,10 +71,9 @@ def resolve_video_set(spec: str | os.PathLike, flag: str = "--calib") -> list[Vi
     if not os.path.exists(spec):
         raise EdgeVQAError(f"{flag} {spec}: no such file or folder")
     if os.path.isdir(spec):
-        paths = _scan_folder(spec)
+        paths = videos_in_folder(spec)
         if not paths:
-            raise EdgeVQAError(f"{flag} {spec}: the folder holds no video files (looked for "
-                               f"{', '.join(VIDEO_EXTENSIONS[:6])}, ...)")
+            raise no_videos_error(flag, spec)
     elif is_video_name(spec):
         paths = [spec]
     else:

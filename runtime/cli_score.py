@@ -11,12 +11,15 @@ from typing import Any
 
 from .errors import EdgeVQAError
 from .pipeline import BACKENDS, Pipeline
+from .video_files import no_videos_error, videos_in_folder
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("score", help="score videos with a quality model",
                               description="Score videos. Without --model the shipped default model is used.")
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or URLs FFmpeg can open)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO",
+                   help="video files, folders (every video file under them, by extension, sorted) or URLs FFmpeg can "
+                        "open")
     p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
     p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
@@ -30,6 +33,21 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run, trailing_positionals="videos")
+
+
+def expand_folders(items: list[str]) -> list[str]:
+    """Each folder replaced by the video files under it (an error when it holds none); anything else as given, so
+    that a missing file or a URL is reported or opened by the pipeline like any other video."""
+    videos: list[str] = []
+    for item in items:
+        if os.path.isdir(item):
+            found = videos_in_folder(item)
+            if not found:
+                raise no_videos_error("", item)
+            videos += found
+        else:
+            videos.append(item)
+    return videos
 
 
 def _check_csv_target(path: str, videos: list[str], force: bool) -> None:
@@ -89,6 +107,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
+    args.videos = expand_folders(args.videos)
     if args.csv:
         _check_csv_target(args.csv, args.videos, args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,

@@ -59,9 +59,25 @@ def test_one_failure_does_not_stop_the_others(small_clip, probe_model, tmp_path)
     assert "broken.mp4" in rows[1]["error"]
 
 
+def test_a_folder_scores_every_video_under_it(small_clip, probe_model, tmp_path):
+    import shutil
+
+    folder = tmp_path / "clips"
+    (folder / "more").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    for target in (folder / "b.mp4", folder / "a.MKV", folder / "more" / "c.mp4", folder / ".hidden" / "d.mp4",
+                   folder / ".e.mp4"):
+        shutil.copy(small_clip, target)
+    (folder / "notes.txt").write_text("not a video")
+    proc = run_cli("score", folder, small_clip, "--model", probe_model, "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    videos = [json.loads(line)["video"] for line in proc.stdout.splitlines()]
+    assert videos == [str(folder / "a.MKV"), str(folder / "b.mp4"), str(folder / "more" / "c.mp4"), small_clip]
+
+
 @pytest.mark.parametrize("make_bad, expect", [
     (lambda d: d / "missing.mp4", "missing.mp4: no such file"),
-    (lambda d: d, "is a directory"),
+    (lambda d: d, "the folder holds no video files"),
 ])
 def test_bad_single_video_is_one_line(tmp_path, probe_model, make_bad, expect):
     proc = run_cli("score", make_bad(tmp_path), "--model", probe_model)

@@ -2,7 +2,9 @@
 
 `PyAVDecoder` opens a path, URL, bytes or file object, reports `VideoInfo` from the container (the first
 frame is decoded once to learn rotation and colour facts, and kept, so nothing is decoded twice), and yields
-only the frames a plan asks for, stopping as soon as the last one is out.
+only the frames a plan asks for, stopping as soon as the last one is out. Where the frames asked for lie far
+apart in a long MP4/MOV or Matroska/WebM file, it seeks to the keyframe before each instead of decoding every
+frame in between (`PyAVDecoder.SEEK_MIN_GAP`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ _NATIVE_FORMATS = {
 _FALLBACK_FORMAT = "yuv444p"
 
 _MAX_CORRUPT_PACKETS = 64
+
+# Demuxers whose files carry a keyframe index (sample tables, cues), so that a seek lands on the keyframe asked
+# for. Others (MPEG-TS, raw streams, ...) are decoded straight through.
+_INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
+
+
+class _SeekMismatch(Exception):
+    """Frames after a seek did not line up with the packet table: decode from the start instead."""
 
 # AVColorSpace codes (libavutil/pixfmt.h) -> our matrix names.
 _COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt601", 9: "bt2020", 10: "bt2020"}
@@ -78,6 +88,13 @@ def _rotate_planes(planes: list[np.ndarray], rotation: int) -> list[np.ndarray]:
 
 class PyAVDecoder:
     """Decode one video with PyAV. Use as a context manager; `info` is ready after construction."""
+
+    # A gap of at least this many frames before the next frame asked for is crossed by seeking to the keyframe
+    # before that frame (when the file allows it, see `_seek_table`) instead of decoding every frame in between.
+    # A VQA clip of 8 to 20 s has shorter gaps, so it is decoded straight through as before; a film is not.
+    SEEK_MIN_GAP = 250
+    seeks = 0  # seeks made
+    frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
     def __init__(self, source: Any, threads: int = 0):
         self.name = _describe(source)
@@ -190,11 +207,17 @@ class PyAVDecoder:
                          color_range="full" if full else "limited", rotation=rotation,
                          frame_count_source=source)
 
+    def _second_handle(self) -> Any:
+        """What `av.open` needs to read the same source again from its start (a path or in-memory bytes)."""
+        if isinstance(self._reopenable, io.BytesIO):
+            self._reopenable.seek(0)
+        return self._reopenable
+
     def _count_packets(self) -> int:
         """Frames in the stream by demuxing a second handle (no decoding), when the container has no count."""
         av = self._av
         try:
-            with av.open(self._reopenable, mode="r") as other:
+            with av.open(self._second_handle(), mode="r") as other:
                 stream = other.streams.video[0]
                 return sum(1 for packet in other.demux(stream) if packet.size)
         except (av.FFmpegError, OSError, IndexError):
@@ -211,6 +234,14 @@ class PyAVDecoder:
         wanted = None if indices is None else np.asarray(sorted(set(int(i) for i in indices)), dtype=np.int64)
         if wanted is not None and wanted.size == 0:
             return
+        table = None if wanted is None else self._seek_table(wanted)
+        if table is not None:
+            yield from self._frames_seeking(wanted, table)
+        else:
+            yield from self._frames_in_order(wanted)
+
+    def _frames_in_order(self, wanted: np.ndarray | None) -> Iterator[Frame]:
+        """Decode straight through from where the decoder stands, counting frames in decode-output order."""
         last = None if wanted is None else int(wanted[-1])
         pos = 0
         for index, raw in enumerate(self._iter_all()):
@@ -235,7 +266,118 @@ class PyAVDecoder:
         # Every frame decoded so far counts, the skipped ones too: a damaged reference frame spoils the frames
         # predicted from it.
         self.concealed_frames += bool(getattr(raw, "is_corrupt", False))
+        self.frames_through_decoder += 1
         return raw
+
+    # ------------------------------------------------------------------ seeking
+
+    def _seek_table(self, wanted: np.ndarray) -> tuple[np.ndarray, dict[int, int], np.ndarray] | None:
+        """(pts of every frame in display order, frame index of each pts, indices of the keyframes) when seeking
+        can pay and the file allows it, else None.
+
+        Seeking is used only when some gap before a frame asked for reaches `SEEK_MIN_GAP`, on a fresh decoder,
+        for a path or bytes (a second handle demuxes the whole file once: packets only, no decoding) in a format
+        with a keyframe index, and when every packet has its own timestamp and the first decoded frame carries
+        the earliest one (an edit list that hides frames would break the count)."""
+        gaps = np.diff(np.concatenate(([0], wanted)))
+        if int(gaps.max()) < self.SEEK_MIN_GAP or self._reopenable is None or len(self._pending) != 1:
+            return None
+        if self.frames_through_decoder or not _INDEXED_FORMATS & set((self._container.format.name or "").split(",")):
+            return None
+        first_pts = self._pending[0].pts
+        av = self._av
+        stamps, keys = [], []
+        try:
+            with av.open(self._second_handle(), mode="r") as other:
+                for packet in other.demux(other.streams.video[0]):
+                    if not packet.size or packet.is_discard:
+                        continue
+                    if packet.pts is None:
+                        return None
+                    stamps.append(int(packet.pts))
+                    keys.append(bool(packet.is_keyframe))
+        except (av.FFmpegError, OSError, IndexError):
+            return None
+        order = np.argsort(stamps, kind="stable")
+        pts = np.asarray(stamps, dtype=np.int64)[order]
+        if first_pts is None or pts.size == 0 or int(pts[0]) != int(first_pts) or np.any(np.diff(pts) <= 0):
+            return None
+        index_of = {int(p): i for i, p in enumerate(pts)}
+        key_indices = np.flatnonzero(np.asarray(keys, dtype=bool)[order])
+        if key_indices.size == 0 or key_indices[0] != 0:
+            return None
+        return pts, index_of, key_indices
+
+    def _frames_seeking(self, wanted: np.ndarray, table: tuple[np.ndarray, dict[int, int], np.ndarray]
+                        ) -> Iterator[Frame]:
+        """`frames` for far-apart indices: decode through short gaps, seek across long ones.
+
+        Frames are identified by their timestamps' rank in the packet table. Decoding from a keyframe gives the
+        frames from that keyframe on exactly as decoding from the start does; every frame is checked to follow
+        the one before it (no gap, no repeat, no damage flag), and on any surprise the video is decoded again
+        from the start, as without seeking."""
+        pts, index_of, key_indices = table
+        yielded = -1
+        try:
+            source = self._iter_all()
+            floor, expected = 0, 0  # after a seek: the keyframe's index; the index the next frame must have
+            for target in (int(t) for t in wanted):
+                if target >= pts.size:
+                    return  # the stream holds fewer frames: not yielded, as when decoding straight through
+                key = int(key_indices[np.searchsorted(key_indices, target, side="right") - 1])
+                if key - expected >= self.SEEK_MIN_GAP:
+                    self._seek(int(pts[key]))
+                    source = self._iter_seeked()
+                    floor, expected = key, key
+                for raw in source:
+                    index = index_of.get(raw.pts if raw.pts is None else int(raw.pts))
+                    if index is not None and index < floor:
+                        continue  # leading frames of the keyframe sought to (open GOP), never asked for
+                    if index != expected or (self.seeks and getattr(raw, "is_corrupt", False)):
+                        raise _SeekMismatch
+                    expected += 1
+                    if index == target:
+                        yielded = index
+                        yield self._to_frame(index, raw)
+                        break
+                else:
+                    return  # the stream ended early
+        except _SeekMismatch:
+            yield from self._frames_from_start(wanted[wanted > yielded])
+
+    def _seek(self, timestamp: int) -> None:
+        self._frames_iter.close()
+        self._container.seek(timestamp, stream=self._stream, backward=True, any_frame=False)
+        self._stream.codec_context.flush_buffers()
+        self._pending = []
+        self._frames_iter = self._raw_frames()
+        self.seeks += 1
+
+    def _iter_seeked(self) -> Iterator[Any]:
+        # As _iter_all, but a frame flagged corrupt is not counted as damage here: after a seek it may be a
+        # leading frame whose references lie before the keyframe; one that is asked for ends the seeking.
+        try:
+            for raw in self._frames_iter:
+                self.frames_through_decoder += 1
+                yield raw
+        except self._av.FFmpegError as exc:
+            self.decode_error = f"{self.name}: decoding stopped early ({_ffmpeg_reason(exc)})"
+
+    def _frames_from_start(self, wanted: np.ndarray) -> Iterator[Frame]:
+        """Open the source again and decode it straight through (the damage counts start over too)."""
+        self._frames_iter.close()
+        self._container.close()
+        source = self._second_handle()
+        if isinstance(source, io.BytesIO):  # its own buffer object: the packet table's handle stays untouched
+            source = io.BytesIO(source.getvalue())
+        self._container = self._av.open(source, mode="r")
+        self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = self._threads
+        self._stream, self._pending, self._frames_iter = stream, [], self._raw_frames()
+        if wanted.size:
+            yield from self._frames_in_order(wanted)
 
     decode_error: str | None = None
     concealed_frames = 0  # frames FFmpeg flagged corrupt (decoded with error concealment)

@@ -278,7 +278,8 @@ class PyAVDecoder:
         Seeking is used only when some gap before a frame asked for reaches `SEEK_MIN_GAP`, on a fresh decoder,
         for a path or bytes (a second handle demuxes the whole file once: packets only, no decoding) in a format
         with a keyframe index, and when every packet has its own timestamp and the first decoded frame carries
-        the earliest one (an edit list that hides frames would break the count)."""
+        the earliest one (an edit list that hides frames would break the count). Packets the demuxer marks for
+        discarding (the frames before a stream-copied cut) are decoded and dropped, so they are not frames."""
         gaps = np.diff(np.concatenate(([0], wanted)))
         if int(gaps.max()) < self.SEEK_MIN_GAP or self._reopenable is None or len(self._pending) != 1:
             return None
@@ -304,7 +305,7 @@ class PyAVDecoder:
             return None
         index_of = {int(p): i for i, p in enumerate(pts)}
         key_indices = np.flatnonzero(np.asarray(keys, dtype=bool)[order])
-        if key_indices.size == 0 or key_indices[0] != 0:
+        if key_indices.size == 0:
             return None
         return pts, index_of, key_indices
 
@@ -324,7 +325,10 @@ class PyAVDecoder:
             for target in (int(t) for t in wanted):
                 if target >= pts.size:
                     return  # the stream holds fewer frames: not yielded, as when decoding straight through
-                key = int(key_indices[np.searchsorted(key_indices, target, side="right") - 1])
+                # The last keyframe at or before the target; a stream-copied cut may start before its first
+                # listed keyframe (the frames before the cut are decoded and dropped), and there is none.
+                at = int(np.searchsorted(key_indices, target, side="right")) - 1
+                key = int(key_indices[at]) if at >= 0 else -1
                 if key - expected >= self.SEEK_MIN_GAP:
                     self._seek(int(pts[key]))
                     source = self._iter_seeked()

@@ -101,3 +101,23 @@ def test_frames_that_do_not_line_up_fall_back_to_decoding_from_the_start(tmp_pat
         fallen_back, seeks, decoded = _decode(source, wanted, 100, monkeypatch, table=shifted)
         assert seeks == 1 and _same(through, fallen_back)
         assert decoded > 500  # the second pass decoded from the start
+
+
+def test_a_stream_copied_cut_seeks_past_its_dropped_frames(tmp_path, monkeypatch):
+    """``ffmpeg -ss T -c copy`` starts the file at the keyframe before T and marks the packets before T for
+    discarding (an MP4 edit list): they are decoded and dropped, so they are not frames."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg command line to make a stream-copied cut (Debian: ffmpeg)")
+    for name, options in (("closed", {"g": "48", "bf": "3"}), ("open", {"g": "72", "bf": "3", "open-gop": "1"})):
+        source = _long_clip(tmp_path / f"{name}.mp4", frames=700, options=options)
+        cut = str(tmp_path / f"{name}-cut.mp4")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "1.7", "-i", source, "-c", "copy", cut], check=True)
+        with av.open(cut) as container:
+            assert any(p.is_discard for p in container.demux(container.streams.video[0]) if p.size)
+        for wanted in ([0, 1, 400, 401], [300, 301, 302, 303, 640]):
+            through, _, _ = _decode(cut, wanted, 10**9, monkeypatch)
+            seeking, seeks, _ = _decode(cut, wanted, 100, monkeypatch)
+            assert seeks >= 1 and _same(through, seeking), (name, wanted)

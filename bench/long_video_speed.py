@@ -17,33 +17,18 @@ import statistics
 import sys
 import tempfile
 import time
-from fractions import Fraction
 
 import numpy as np
 
 
 def write_long_clip(path: str, seconds: float, fps: int = 25, width: int = 1280, height: int = 720) -> str:
     """An H.264 clip of a 10 s rendered scene played forwards and backwards until ``seconds`` are filled."""
-    import av
-
+    from edgevqa.bench.pipeline_speed import write_upscaled_clip
     from edgevqa.samples import render_scene
 
     scene = render_scene(width // 4, height // 4, 10 * fps, seed=11)
-    loop = np.concatenate([scene, scene[::-1]])
     tmp = path + ".tmp.mp4"
-    with av.open(tmp, mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        stream.codec_context.time_base = Fraction(1, fps)
-        for t in range(int(round(seconds * fps))):
-            big = np.repeat(np.repeat(loop[t % len(loop)], 4, axis=0), 4, axis=1)
-            frame = av.VideoFrame.from_ndarray(big, format="rgb24")
-            frame.pts = t
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_upscaled_clip(tmp, np.concatenate([scene, scene[::-1]]), int(round(seconds * fps)), fps)
     os.replace(tmp, path)
     return path
 

@@ -27,19 +27,25 @@ import numpy as np
 def write_1080p_clip(path: str, seconds: float = 8.0, fps: int = 25) -> str:
     """An H.264 1920x1080 yuv420p clip of a moving textured scene, rendered at 480x270 and upscaled per frame
     (so memory stays at one frame)."""
-    import av
-
     from edgevqa.samples import render_scene
 
     frames = int(round(seconds * fps))
-    small = render_scene(480, 270, frames, seed=7)
+    return write_upscaled_clip(path, render_scene(480, 270, frames, seed=7), frames, fps)
+
+
+def write_upscaled_clip(path: str, small: np.ndarray, frames: int, fps: int) -> str:
+    """H.264 (libx264 CRF 23, veryfast, yuv420p) of ``frames`` frames: the rendered frames ``small``
+    ``[n, h, w, 3]`` upscaled 4x, frame t showing ``small[t % n]``; one full-size frame in memory at a time."""
+    import av
+
+    height, width = 4 * small.shape[1], 4 * small.shape[2]
     with av.open(path, mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "23", "preset": "veryfast"}
         stream.codec_context.time_base = Fraction(1, fps)
         for t in range(frames):
-            big = np.repeat(np.repeat(small[t], 4, axis=0), 4, axis=1)
+            big = np.repeat(np.repeat(small[t % len(small)], 4, axis=0), 4, axis=1)
             frame = av.VideoFrame.from_ndarray(big, format="rgb24")
             frame.pts = t
             for packet in stream.encode(frame):

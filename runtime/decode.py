@@ -215,13 +215,23 @@ class PyAVDecoder:
 
     def _count_packets(self) -> int:
         """Frames in the stream by demuxing a second handle (no decoding), when the container has no count."""
-        av = self._av
-        try:
-            with av.open(self._second_handle(), mode="r") as other:
-                stream = other.streams.video[0]
-                return sum(1 for packet in other.demux(stream) if packet.size)
-        except (av.FFmpegError, OSError, IndexError):
-            return 0
+        return len(self._packet_records())
+
+    _packets: list[tuple[int | None, bool, bool]] | None = None
+
+    def _packet_records(self) -> list[tuple[int | None, bool, bool]]:
+        """(pts, keyframe, to be discarded) of every non-empty video packet, demuxed once from a second handle
+        (no decoding) and kept: a file without a frame count is read here at open, and again for the seek
+        table otherwise. Empty when the second handle cannot be read to its end."""
+        if self._packets is None:
+            av = self._av
+            try:
+                with av.open(self._second_handle(), mode="r") as other:
+                    self._packets = [(packet.pts, bool(packet.is_keyframe), bool(packet.is_discard))
+                                     for packet in other.demux(other.streams.video[0]) if packet.size]
+            except (av.FFmpegError, OSError, IndexError):
+                self._packets = []
+        return self._packets
 
     # ------------------------------------------------------------------ decoding
 
@@ -286,19 +296,14 @@ class PyAVDecoder:
         if self.frames_through_decoder or not _INDEXED_FORMATS & set((self._container.format.name or "").split(",")):
             return None
         first_pts = self._pending[0].pts
-        av = self._av
         stamps, keys = [], []
-        try:
-            with av.open(self._second_handle(), mode="r") as other:
-                for packet in other.demux(other.streams.video[0]):
-                    if not packet.size or packet.is_discard:
-                        continue
-                    if packet.pts is None:
-                        return None
-                    stamps.append(int(packet.pts))
-                    keys.append(bool(packet.is_keyframe))
-        except (av.FFmpegError, OSError, IndexError):
-            return None
+        for pts_of_packet, keyframe, discarded in self._packet_records():
+            if discarded:
+                continue
+            if pts_of_packet is None:
+                return None
+            stamps.append(int(pts_of_packet))
+            keys.append(keyframe)
         order = np.argsort(stamps, kind="stable")
         pts = np.asarray(stamps, dtype=np.int64)[order]
         if first_pts is None or pts.size == 0 or int(pts[0]) != int(first_pts) or np.any(np.diff(pts) <= 0):
@@ -334,7 +339,7 @@ class PyAVDecoder:
                     source = self._iter_seeked()
                     floor, expected = key, key
                 for raw in source:
-                    index = index_of.get(raw.pts if raw.pts is None else int(raw.pts))
+                    index = None if raw.pts is None else index_of.get(int(raw.pts))  # None: no such frame
                     if index is not None and index < floor:
                         continue  # leading frames of the keyframe sought to (open GOP), never asked for
                     if index != expected or (self.seeks and getattr(raw, "is_corrupt", False)):

@@ -5,7 +5,7 @@
  * table lookup. Every sum and product here is done modulo 2**64 and every shift is arithmetic, exactly what
  * NumPy's int64 does, so the output matches the reference bit for bit for any int32 weights and
  * coefficients, not only for the well-behaved ones make_plan produces. Outputs are copied from the
- * normalisation table (float16 as its 16-bit pattern), except on the AVX2 paths when the caller passes the
+ * normalisation table (float16 as its 16-bit pattern), except on the vector paths when the caller passes the
  * table's mean and std and a computed form (float32 lanes: fma(v, hi_a, hi_b) + fma(v, lo_a, lo_b), converted
  * to float16 for float16 output; else, float32 only, float64: float32(fma(v, 1/std, -mean/std))) equals every
  * one of the 768 table entries bit for bit
@@ -18,7 +18,7 @@
  * negative ones (np.rot90 views) and zero ones (broadcast grey chroma).
  *
  * Paths, fastest first (each produces the reference's integers, so the choice never changes a bit):
- * - render_direct_avx2 (processors with AVX2, chosen at run time): planar 8-bit luma, one tap of weight one
+ * - render_direct (AVX2 with FMA, chosen at run time, or NEON): planar 8-bit luma, one tap of weight one
  *   per axis (fragments of frames at least as large as the view), YUV through the lookup tables' integers:
  *   the first grid row's source lines touched, each later row's prefetched while the row above it is
  *   computed, the output written row by row in raster order, 8 pixels
@@ -26,7 +26,8 @@
  *   the table (checked per table);
  * - fused_identity_tile: the same tiles for any 8-bit layout (RGB, negative strides, ...): stage the tile's
  *   source runs, then one pass per output row, 8 pixels at a time with AVX2 where the processor has it
- *   (EDGEVQA_NATIVE_NO_AVX2=1 forces this path's scalar rows for every tile, which give the same bits);
+ *   (no NEON rows here yet; EDGEVQA_NATIVE_SCALAR=1 forces this path's scalar rows for every tile, and keeps
+ *   every tile off the direct path; all give the same bits);
  * - apply_taps_tile's identity branch, then the tables (other bit depths up to 10, strided views);
  * - the general separable filter (resize taps, any K and weights) and multiply-and-clamp colour.
  */
@@ -39,16 +40,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An AVX2 version of the hottest loop, picked at run time (__builtin_cpu_supports), so the build keeps
- * portable flags; it computes the same int32 values as the scalar loop, so either gives the same bits.
- * -DEDGEVQA_NATIVE_PORTABLE leaves every x86 path out: the code an aarch64 (Jetson) build compiles, built and
- * tested on x86 by tests/kernels/test_native_portable.py. */
+/* Vector versions of the hottest loops: AVX2 on x86, picked at run time (__builtin_cpu_supports), so the build
+ * keeps portable flags; NEON on aarch64 (Jetson Orin, ARM servers), where Advanced SIMD and FMA are part of the
+ * base architecture. Each computes the same int32 values as the scalar loops and the same float bits (the
+ * computed normalisations are checked against the table per table), so every choice gives the same output.
+ * -DEDGEVQA_NATIVE_PORTABLE leaves every vector path out: plain C, built and tested by
+ * tests/kernels/test_native_portable.py. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(EDGEVQA_NATIVE_PORTABLE)
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
 #else
 #define HAVE_AVX2_PATH 0
 #endif
+#if defined(__GNUC__) && defined(__aarch64__) && defined(__ARM_NEON) && !defined(EDGEVQA_NATIVE_PORTABLE)
+#define HAVE_NEON_PATH 1
+#include <arm_neon.h>
+#else
+#define HAVE_NEON_PATH 0
+#endif
+#define HAVE_VECTOR_PATH (HAVE_AVX2_PATH || HAVE_NEON_PATH)
 
 /* Bytes readable past the end of the staging and norm buffers: the AVX2 path gathers 32-bit words at byte
  * (or 16-bit) positions and keeps the low bits, so its last lanes read up to 3 bytes beyond the sample. */
@@ -59,6 +69,31 @@
 #define STAGE_MAX_SPAN 512
 
 static PyObject *kernel_error; /* edgevqa.errors.KernelError */
+
+/* The rows this build and processor run; EDGEVQA_NATIVE_SCALAR=1 forces the scalar ones (tests compare both). */
+enum { ROWS_SCALAR, ROWS_AVX2, ROWS_AVX2_FMA, ROWS_NEON };
+
+static int rows_in_use(void) {
+    static int known = -1;
+    if (known < 0) {
+        const char *off = getenv("EDGEVQA_NATIVE_SCALAR");
+        known = ROWS_SCALAR;
+        if (!(off && *off && *off != '0')) {
+#if HAVE_AVX2_PATH
+            if (__builtin_cpu_supports("avx2"))
+                known = __builtin_cpu_supports("fma") ? ROWS_AVX2_FMA : ROWS_AVX2;
+#elif HAVE_NEON_PATH
+            known = ROWS_NEON;
+#endif
+        }
+    }
+    return known;
+}
+
+#if HAVE_VECTOR_PATH
+/* Whether the rows in use have a fused multiply-add (the direct path's rows need one). */
+static int rows_fuse_multiply_add(void) { return rows_in_use() == ROWS_AVX2_FMA || rows_in_use() == ROWS_NEON; }
+#endif
 
 /* Wrapping int64 arithmetic (as NumPy's), free of signed-overflow undefined behaviour. */
 static inline int64_t wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
@@ -474,13 +509,18 @@ typedef struct {
 /* A float that is zero or normal: denormals would make the check depend on the FTZ/DAZ modes of the moment. */
 static int plain_float(float f) { return f == 0.0f || (isfinite(f) && fabsf(f) >= FLT_MIN); }
 
+/* float32 -> float16 bits, rounded to nearest even: the conversion the vector rows apply (x86: vcvtps2ph,
+ * which needs F16C; aarch64: fcvtn, in the base architecture). */
 #if HAVE_AVX2_PATH
-static int has_f16c(void) { return __builtin_cpu_supports("f16c") != 0; }
-
-/* float32 -> float16 bits, rounded to nearest even: the conversion the vector path applies (vcvtps2ph). */
+static int has_half_conversion(void) { return __builtin_cpu_supports("f16c") != 0; }
 static __attribute__((target("f16c"))) uint16_t half_bits(float f) { return (uint16_t)_cvtss_sh(f, 0); }
+#elif HAVE_NEON_PATH
+static int has_half_conversion(void) { return 1; }
+static uint16_t half_bits(float f) {
+    return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(f))), 0);
+}
 #else
-static int has_f16c(void) { return 0; }
+static int has_half_conversion(void) { return 0; }
 static uint16_t half_bits(float f) { (void)f; return 0; }
 #endif
 
@@ -488,7 +528,7 @@ static uint16_t half_bits(float f) { (void)f; return 0; }
  * sum converted to float16, never a subnormal one, whose flushing could depend on the FTZ mode of the moment)
  * reproduces every entry of the caller's table bit for bit, else 0. */
 static int build_split_affine(const frame_job *job, colour_lut *lut) {
-    if (job->half && !has_f16c())
+    if (job->half && !has_half_conversion())
         return 0;
     for (int c = 0; c < 3; c++) {
         const double a = 1.0 / job->std[c], h = -job->mean[c] / job->std[c];
@@ -844,19 +884,10 @@ static __attribute__((target("avx2"))) Py_ssize_t colour_row_f16_avx2(const colo
     return dx;
 }
 
-static int use_avx2(void) {
-    static int known = -1;
-    if (known < 0) {
-        const char *off = getenv("EDGEVQA_NATIVE_NO_AVX2"); /* tests compare both paths */
-        known = (off && *off && *off != '0') ? 0
-                : (__builtin_cpu_supports("avx2") ? (__builtin_cpu_supports("fma") ? 2 : 1) : 0);
-    }
-    return known;
-}
 #endif
 
 /* Reductions over a plan's int32 tap arrays, run on every call (a 7x7 fragment plan holds some 6,000 values
- * per group): AVX2 where the processor has it, the plain loops otherwise; both give the same answers. */
+ * per group): AVX2 or NEON where the processor has it, the plain loops otherwise; all give the same answers. */
 #if HAVE_AVX2_PATH
 static __attribute__((target("avx2"))) int32_t differs_avx2(const int32_t *a, Py_ssize_t n, int32_t value) {
     const __m256i want = _mm256_set1_epi32(value);
@@ -895,11 +926,47 @@ static __attribute__((target("avx2"))) void range_avx2(const int32_t *a, Py_ssiz
 }
 #endif
 
-#if HAVE_AVX2_PATH /* only the direct path (AVX2) asks */
+#if HAVE_NEON_PATH
+static int32_t differs_neon(const int32_t *a, Py_ssize_t n, int32_t value) {
+    const int32x4_t want = vdupq_n_s32(value);
+    uint32x4_t acc = vdupq_n_u32(0);
+    Py_ssize_t q = 0;
+    for (; q + 4 <= n; q += 4)
+        acc = vorrq_u32(acc, vreinterpretq_u32_s32(veorq_s32(vld1q_s32(a + q), want)));
+    int32_t other = vmaxvq_u32(acc) != 0;
+    for (; q < n; q++)
+        other |= a[q] ^ value;
+    return other;
+}
+
+static void range_neon(const int32_t *a, Py_ssize_t n, int32_t *lowest, int32_t *highest) {
+    int32x4_t lo = vdupq_n_s32(INT32_MAX), hi = vdupq_n_s32(INT32_MIN);
+    Py_ssize_t q = 0;
+    for (; q + 4 <= n; q += 4) {
+        const int32x4_t v = vld1q_s32(a + q);
+        lo = vminq_s32(lo, v);
+        hi = vmaxq_s32(hi, v);
+    }
+    int32_t l = vminvq_s32(lo), h = vmaxvq_s32(hi);
+    for (; q < n; q++) {
+        l = a[q] < l ? a[q] : l;
+        h = a[q] > h ? a[q] : h;
+    }
+    *lowest = l;
+    *highest = h;
+}
+#endif
+
+#if HAVE_VECTOR_PATH /* only the direct path (vector rows) asks */
 /* Nonzero when some a[q] != value. */
 static int32_t int32_differs(const int32_t *a, Py_ssize_t n, int32_t value) {
-    if (use_avx2())
+#if HAVE_AVX2_PATH
+    if (rows_in_use() != ROWS_SCALAR)
         return differs_avx2(a, n, value);
+#else
+    if (rows_in_use() != ROWS_SCALAR)
+        return differs_neon(a, n, value);
+#endif
     int32_t other = 0;
     for (Py_ssize_t q = 0; q < n; q++)
         other |= a[q] ^ value;
@@ -910,8 +977,13 @@ static int32_t int32_differs(const int32_t *a, Py_ssize_t n, int32_t value) {
 /* The smallest and largest of a[0..n) (INT32_MAX and INT32_MIN when n is 0). */
 static void int32_range(const int32_t *a, Py_ssize_t n, int32_t *lowest, int32_t *highest) {
 #if HAVE_AVX2_PATH
-    if (use_avx2()) {
+    if (rows_in_use() != ROWS_SCALAR) {
         range_avx2(a, n, lowest, highest);
+        return;
+    }
+#elif HAVE_NEON_PATH
+    if (rows_in_use() != ROWS_SCALAR) {
+        range_neon(a, n, lowest, highest);
         return;
     }
 #endif
@@ -996,7 +1068,7 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
     const int fast_rows = lut->packed && luma_run && shared_chroma && span[1] == span[2] && xs == item &&
                           cs % item == 0;
 #if HAVE_AVX2_PATH
-    const int vector = fast_rows && use_avx2();
+    const int vector = fast_rows && rows_in_use() != ROWS_SCALAR;
     /* Byte shuffles picking each 8-pixel block's chroma out of the 16 bytes from its first column, when
      * every block's columns fit (always for 4:2:0 and 4:2:2 fragments). */
     uint8_t *shuffle = NULL;
@@ -1029,7 +1101,7 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
         if (fast_rows && item == 4) {
             Py_ssize_t done = 0;
 #if HAVE_AVX2_PATH
-            if (vector && lut->affine && use_avx2() == 2)
+            if (vector && lut->affine && rows_in_use() == ROWS_AVX2_FMA)
                 done = colour_row_affine_avx2(lut, a, b, c - b, r1, shuffle, tw, (float *)d0, cs / 4);
             else if (vector)
                 done = colour_row_f32_avx2(lut, (const float *)lut->norm[0], a, b, c - b, r1, shuffle, tw, (float *)d0,
@@ -1060,12 +1132,12 @@ static int fused_identity_tile(const frame_job *job, const colour_lut *lut, Py_s
     return 1;
 }
 
-#if HAVE_AVX2_PATH
+#if HAVE_VECTOR_PATH
 /* The direct path: fused_identity_tile's work for planar 8-bit luma and chroma whose 8-pixel blocks each fit
  * in 16 bytes (4:2:0, 4:2:2, 4:4:4, NV12), reading the frame's rows in place (no staging copies) and
- * computing 8 pixels a step with AVX2.
+ * computing 8 pixels a step with AVX2 (direct_row_avx2) or NEON (direct_row_neon).
  * - Memory is most of what a cache-cold frame costs; the output is written in raster order (see
- *   render_direct_avx2). Measured and left out, on the 2-core AMD EPYC (Zen 3) development VM: non-temporal
+ *   render_direct). Measured and left out, on the 2-core AMD EPYC (Zen 3) development VM: non-temporal
  *   stores (1.2 to 4 times slower than plain ones for this pattern, 64-byte aligned outputs included) and
  *   software prefetches of the source rows ahead (no gain over the hardware prefetchers).
  * - Normalisation, float32: the exact float32 form (colour_lut.split) where it holds, else the float64 fma
@@ -1083,7 +1155,8 @@ typedef struct {
 
 /* Whether the direct path applies to every tile of group g (per-tile conditions are checked per tile). */
 static int direct_possible(const frame_job *job, const colour_lut *lut, Py_ssize_t g) {
-    if (!lut || !lut->packed || job->is_rgb || use_avx2() == 0)
+    /* the x86 rows are compiled for AVX2 with FMA and F16C: processors with AVX2 alone take the staged path */
+    if (!lut || !lut->packed || job->is_rgb || !rows_fuse_multiply_add())
         return 0;
     const plane_desc *y = &job->planes[0], *u = &job->planes[1], *v = &job->planes[2];
     const Py_ssize_t item = job->half ? 2 : 4;
@@ -1106,8 +1179,7 @@ static direct_consts make_direct_consts(const frame_job *job, const colour_lut *
     direct_consts d;
     const int32_t *k = lut->folded;
     d.half = job->half;
-    d.norm = (lut->split && use_avx2() == 2) ? NORM_SPLIT
-             : (lut->affine && !job->half && use_avx2() == 2) ? NORM_AFFINE : NORM_GATHER;
+    d.norm = lut->split ? NORM_SPLIT : (lut->affine && !job->half) ? NORM_AFFINE : NORM_GATHER;
     /* Table lookups index one array holding the three channels (offsets folded in); the computed forms take
      * the channel values themselves. */
     const int64_t off0 = d.norm == NORM_GATHER ? k[8] : 0, off1 = d.norm == NORM_GATHER ? k[9] : 0,
@@ -1124,6 +1196,31 @@ static direct_consts make_direct_consts(const frame_job *job, const colour_lut *
     return d;
 }
 
+/* The last tw % 8 pixels of a direct row, from dx on, through the scalar tables (their entries are the
+ * computed values, checked). */
+static inline void direct_row_tail(const colour_lut *lut, const direct_consts *d, const uint8_t *luma,
+                                   const uint8_t *u_row, const uint8_t *v_row, const Py_ssize_t *column, Py_ssize_t dx,
+                                   Py_ssize_t tw, char *out, Py_ssize_t plane_bytes) {
+    const int32_t *ty = lut->term[0], *tu = lut->tu, *tv = lut->tv;
+    for (; dx < tw; dx++) {
+        const int32_t y = ty[luma[dx]];
+        const int32_t *u = tu + 2 * (Py_ssize_t)u_row[column[dx]], *v = tv + 2 * (Py_ssize_t)v_row[column[dx]];
+        const int32_t i0 = (y + v[0]) >> 16, i1 = (y - u[0] - v[1]) >> 16, i2 = (y + u[1]) >> 16;
+        if (d->half) {
+            const uint16_t *norm = (const uint16_t *)lut->norm[0];
+            memcpy(out + 2 * dx, &norm[i0], 2);
+            memcpy(out + plane_bytes + 2 * dx, &norm[i1], 2);
+            memcpy(out + 2 * plane_bytes + 2 * dx, &norm[i2], 2);
+        } else {
+            const float *norm = (const float *)lut->norm[0];
+            memcpy(out + 4 * dx, &norm[i0], 4);
+            memcpy(out + plane_bytes + 4 * dx, &norm[i1], 4);
+            memcpy(out + 2 * plane_bytes + 4 * dx, &norm[i2], 4);
+        }
+    }
+}
+
+#if HAVE_AVX2_PATH
 /* Bytes of chroma from `at`: 16 of them in one load, or, where those would run past the row's last sample,
  * only the bytes up to it. */
 static inline __attribute__((target("avx2"))) __m128i load_chroma_avx2(const uint8_t *at, Py_ssize_t room) {
@@ -1208,26 +1305,118 @@ static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void direc
         _mm256_storeu_ps((float *)((char *)o + plane_bytes), f1);
         _mm256_storeu_ps((float *)((char *)o + 2 * plane_bytes), f2);
     }
-    /* the last tw % 8 pixels through the scalar tables (their entries are the computed values, checked) */
-    const int32_t *ty = lut->term[0], *tu = lut->tu, *tv = lut->tv;
-    for (; dx < tw; dx++) {
-        const int32_t y = ty[luma[dx]];
-        const int32_t *u = tu + 2 * (Py_ssize_t)u_row[column[dx]], *v = tv + 2 * (Py_ssize_t)v_row[column[dx]];
-        const int32_t i0 = (y + v[0]) >> 16, i1 = (y - u[0] - v[1]) >> 16, i2 = (y + u[1]) >> 16;
-        if (d->half) {
-            const uint16_t *norm = (const uint16_t *)lut->norm[0];
-            memcpy(out + 2 * dx, &norm[i0], 2);
-            memcpy(out + plane_bytes + 2 * dx, &norm[i1], 2);
-            memcpy(out + 2 * plane_bytes + 2 * dx, &norm[i2], 2);
-        } else {
-            const float *norm = (const float *)lut->norm[0];
-            memcpy(out + 4 * dx, &norm[i0], 4);
-            memcpy(out + plane_bytes + 4 * dx, &norm[i1], 4);
-            memcpy(out + 2 * plane_bytes + 4 * dx, &norm[i2], 4);
-        }
-    }
+    direct_row_tail(lut, d, luma, u_row, v_row, column, dx, tw, out, plane_bytes);
 }
 
+#endif
+
+#if HAVE_NEON_PATH
+/* direct_row_avx2's work with NEON: the same int32 lane arithmetic (wrapping sums, so the order of the terms
+ * does not matter), each 8-pixel block as two vectors of 4. vfmaq_f32 and vfmaq_f64 are fused like
+ * _mm256_fmadd_ps / _pd and like the fmaf / fma that checked the computed forms against the table, and the
+ * conversions round to nearest even, as the x86 ones do. NEON has no gather: table entries are read lane by
+ * lane. */
+static inline uint8x16_t load_chroma_neon(const uint8_t *at, Py_ssize_t room) {
+    if (room >= 16)
+        return vld1q_u8(at);
+    uint8_t tail[16] = {0};
+    memcpy(tail, at, (size_t)room);
+    return vld1q_u8(tail);
+}
+
+/* 8 bytes -> 8 int32 lanes: half[0] the first 4 pixels, half[1] the last 4. */
+static inline void widen_bytes_neon(uint8x8_t bytes, int32x4_t half[2]) {
+    const uint16x8_t wide = vmovl_u8(bytes);
+    half[0] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(wide)));
+    half[1] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(wide)));
+}
+
+static inline int32x4_t clamp_255_neon(int32x4_t value) {
+    return vminq_s32(vmaxq_s32(value, vdupq_n_s32(0)), vdupq_n_s32(255));
+}
+
+/* fma(v, hi_a, hi_b) + fma(v, lo_a, lo_b) in float32, v the clamped channel value (colour_lut.split). */
+static inline float32x4_t split_neon(const colour_lut *lut, int c, int32x4_t value) {
+    const float32x4_t f = vcvtq_f32_s32(clamp_255_neon(value));
+    return vaddq_f32(vfmaq_f32(vdupq_n_f32(lut->hi_b[c]), f, vdupq_n_f32(lut->hi_a[c])),
+                     vfmaq_f32(vdupq_n_f32(lut->lo_b[c]), f, vdupq_n_f32(lut->lo_a[c])));
+}
+
+/* float32(fma(v, scale, shift)) in float64 lanes (colour_lut.affine). */
+static inline float32x4_t affine_neon(const colour_lut *lut, int c, int32x4_t value) {
+    const int32x4_t v = clamp_255_neon(value);
+    const float64x2_t scale = vdupq_n_f64(lut->scale[c]), shift = vdupq_n_f64(lut->shift[c]);
+    const float64x2_t lo = vfmaq_f64(shift, vcvtq_f64_s64(vmovl_s32(vget_low_s32(v))), scale);
+    const float64x2_t hi = vfmaq_f64(shift, vcvtq_f64_s64(vmovl_high_s32(v)), scale);
+    return vcombine_f32(vcvt_f32_f64(lo), vcvt_f32_f64(hi));
+}
+
+/* 4 float32 entries of the one norm array (colour_lut.norm[0]) at the lanes' indices. */
+static inline float32x4_t gather_float_neon(const float *norm, int32x4_t index) {
+    float32x4_t f = vdupq_n_f32(0.0f);
+    f = vld1q_lane_f32(norm + vgetq_lane_s32(index, 0), f, 0);
+    f = vld1q_lane_f32(norm + vgetq_lane_s32(index, 1), f, 1);
+    f = vld1q_lane_f32(norm + vgetq_lane_s32(index, 2), f, 2);
+    return vld1q_lane_f32(norm + vgetq_lane_s32(index, 3), f, 3);
+}
+
+static inline void store_gathered_half_neon(const uint16_t *norm, const int32x4_t index[2], char *out) {
+    uint16x8_t h = vdupq_n_u16(0);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[0], 0), h, 0);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[0], 1), h, 1);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[0], 2), h, 2);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[0], 3), h, 3);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[1], 0), h, 4);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[1], 1), h, 5);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[1], 2), h, 6);
+    h = vld1q_lane_u16(norm + vgetq_lane_s32(index[1], 3), h, 7);
+    vst1q_u16((uint16_t *)out, h);
+}
+
+/* One tile row; the arguments are direct_row_avx2's. */
+static inline __attribute__((always_inline)) void direct_row_neon(
+    const colour_lut *lut, const direct_consts *d, const uint8_t *luma, const uint8_t *u_row, const uint8_t *v_row,
+    const Py_ssize_t *block, const uint8_t *pick, const Py_ssize_t *column, Py_ssize_t room, Py_ssize_t tw,
+    char *out, Py_ssize_t plane_bytes) {
+    const int32x4_t cy = vdupq_n_s32(d->cy), cr = vdupq_n_s32(d->cr), cgu = vdupq_n_s32(d->cgu),
+                    cgv = vdupq_n_s32(d->cgv), cbu = vdupq_n_s32(d->cbu), b0 = vdupq_n_s32(d->base[0]),
+                    b1 = vdupq_n_s32(d->base[1]), b2 = vdupq_n_s32(d->base[2]);
+    Py_ssize_t dx = 0;
+    for (; dx + 8 <= tw; dx += 8) {
+        const Py_ssize_t at = block[dx >> 3];
+        const uint8x8_t shuffle = vld1_u8(pick + dx);
+        int32x4_t y[2], u[2], v[2], index[3][2];
+        widen_bytes_neon(vld1_u8(luma + dx), y);
+        widen_bytes_neon(vqtbl1_u8(load_chroma_neon(u_row + at, room - at), shuffle), u);
+        widen_bytes_neon(vqtbl1_u8(load_chroma_neon(v_row + at, room - at), shuffle), v);
+        for (int h = 0; h < 2; h++) {
+            const int32x4_t luma_term = vmulq_s32(y[h], cy);
+            index[0][h] = vshrq_n_s32(vmlaq_s32(vaddq_s32(luma_term, b0), v[h], cr), 16);
+            index[1][h] = vshrq_n_s32(vmlaq_s32(vmlaq_s32(vaddq_s32(luma_term, b1), u[h], cgu), v[h], cgv), 16);
+            index[2][h] = vshrq_n_s32(vmlaq_s32(vaddq_s32(luma_term, b2), u[h], cbu), 16);
+        }
+        for (int c = 0; c < 3; c++) {
+            char *o = out + c * plane_bytes;
+            if (d->half && d->norm == NORM_SPLIT) {
+                const float16x4_t lo = vcvt_f16_f32(split_neon(lut, c, index[c][0]));
+                const float16x4_t hi = vcvt_f16_f32(split_neon(lut, c, index[c][1]));
+                vst1q_u16((uint16_t *)(o + 2 * dx), vcombine_u16(vreinterpret_u16_f16(lo), vreinterpret_u16_f16(hi)));
+            } else if (d->half) {
+                store_gathered_half_neon((const uint16_t *)lut->norm[0], index[c], o + 2 * dx);
+            } else {
+                for (int h = 0; h < 2; h++) {
+                    const float32x4_t f = d->norm == NORM_SPLIT    ? split_neon(lut, c, index[c][h])
+                                          : d->norm == NORM_AFFINE ? affine_neon(lut, c, index[c][h])
+                                                                   : gather_float_neon((const float *)lut->norm[0],
+                                                                                       index[c][h]);
+                    vst1q_f32((float *)(o + 4 * dx) + 4 * h, f);
+                }
+            }
+        }
+    }
+    direct_row_tail(lut, d, luma, u_row, v_row, column, dx, tw, out, plane_bytes);
+}
+#endif
 /* Prepares tile (i, j); returns 0 when its columns do not fit the direct path. */
 static int prepare_direct_tile(const frame_job *job, Py_ssize_t g, Py_ssize_t i, Py_ssize_t j, char *origin,
                                direct_tile *t) {
@@ -1262,7 +1451,7 @@ static int prepare_direct_tile(const frame_job *job, Py_ssize_t g, Py_ssize_t i,
  * keeps many cache misses in flight, where the pixel loop, dozens of instructions per load, keeps two or three
  * (its rows come from a frame mostly outside the core's caches). Measured during decoding on the development
  * VM: a third less time than without it, and twice the gain of the same addresses as software prefetches
- * issued at the same point (render_direct_avx2 now uses it for the first grid row only; see
+ * issued at the same point (render_direct now uses it for the first grid row only; see
  * prefetch_tile_rows). */
 static uint32_t touch_source_lines(const frame_job *job, const direct_tile *tiles, const char *done) {
     const plane_desc *py = &job->planes[0], *pu = &job->planes[1], *pv = &job->planes[2];
@@ -1330,8 +1519,15 @@ static inline __attribute__((always_inline)) void prefetch_tile_rows(const frame
  * the cold output cost 40 % more). The first grid row's source lines are touched up front; each later row's
  * are prefetched while the row before it is computed (two sets of prepared tiles). Marks the tiles it wrote
  * in s->done. */
-static __attribute__((target("avx2,fma,f16c"))) void render_direct_avx2(const frame_job *job, const colour_lut *lut,
-                                                                   Py_ssize_t g, char *origin, scratch_space *s) {
+#if HAVE_AVX2_PATH
+#define DIRECT_ROWS_TARGET __attribute__((target("avx2,fma,f16c")))
+#define direct_row direct_row_avx2
+#else
+#define DIRECT_ROWS_TARGET
+#define direct_row direct_row_neon
+#endif
+static DIRECT_ROWS_TARGET void render_direct(const frame_job *job, const colour_lut *lut, Py_ssize_t g, char *origin,
+                                             scratch_space *s) {
     const Py_ssize_t th = job->tile_h, tw = job->tile_w, gw = job->grid_w, gh = job->grid_h;
     const plane_desc *py = &job->planes[0], *pu = &job->planes[1], *pv = &job->planes[2];
     const Py_ssize_t room = (pu->cols - 1) * pu->s1 + 1, cs = channel_stride(job);
@@ -1370,7 +1566,7 @@ static __attribute__((target("avx2,fma,f16c"))) void render_direct_avx2(const fr
                 const uint8_t *u_row = (const uint8_t *)pu->data + (Py_ssize_t)t->chroma_rows[dy] * pu->s0;
                 const uint8_t *v_row = (const uint8_t *)pv->data + (Py_ssize_t)t->chroma_rows[dy] * pv->s0;
                 char *out = t->out + dy * job->out_s[3];
-                direct_row_avx2(lut, &d, y_row, u_row, v_row, t->block, t->pick, t->column, room, tw, out, cs);
+                direct_row(lut, &d, y_row, u_row, v_row, t->block, t->pick, t->column, room, tw, out, cs);
             }
         }
         if (!ready && ready_next) { /* nothing computed to hide the next row's lines behind: wait for them */
@@ -1387,10 +1583,10 @@ static int render_image(const frame_job *job, Py_ssize_t g, char *origin, scratc
     const Py_ssize_t cs = channel_stride(job), ys = job->out_s[3], xs = job->out_s[4];
     uint8_t *rgb = (uint8_t *)(s->values + 3 * area); /* 3 * area bytes after the values */
     int direct = 0;
-#if HAVE_AVX2_PATH
+#if HAVE_VECTOR_PATH
     direct = direct_possible(job, lut, g);
     if (direct)
-        render_direct_avx2(job, lut, g, origin, s);
+        render_direct(job, lut, g, origin, s);
 #endif
     for (Py_ssize_t i = 0; i < job->grid_h; i++) {
         for (Py_ssize_t j = 0; j < job->grid_w; j++) {
@@ -1914,17 +2110,15 @@ fail:
 }
 
 static PyObject *vector_rows(PyObject *self, PyObject *unused) {
-#if HAVE_AVX2_PATH
-    const int level = use_avx2();
-    return PyUnicode_FromString(level == 2 ? "avx2+fma" : level == 1 ? "avx2" : "scalar");
-#else
-    return PyUnicode_FromString("scalar");
-#endif
+    static const char *const names[] = {[ROWS_SCALAR] = "scalar", [ROWS_AVX2] = "avx2", [ROWS_AVX2_FMA] = "avx2+fma",
+                                        [ROWS_NEON] = "neon"};
+    return PyUnicode_FromString(names[rows_in_use()]);
 }
 
 PyDoc_STRVAR(vector_rows_doc, "vector_rows() -> str\n\nThe rows this build and processor use: 'avx2+fma', 'avx2' "
-                              "or 'scalar' (builds without the x86 paths, such as aarch64, and "
-                              "EDGEVQA_NATIVE_NO_AVX2=1); every choice gives the same bits.");
+                              "(x86), 'neon' (aarch64) or 'scalar' (other processors, builds with "
+                              "-DEDGEVQA_NATIVE_PORTABLE, and EDGEVQA_NATIVE_SCALAR=1); every choice gives the "
+                              "same bits.");
 
 static PyMethodDef native_methods[] = {
     {"sample_frame", sample_frame, METH_VARARGS, sample_frame_doc},

@@ -1,8 +1,8 @@
-"""The C kernel's fast paths (AVX2 rows, computed normalisation) against the NumPy reference, bit for bit.
+"""The C kernel's fast paths (AVX2 or NEON rows, computed normalisation) against the NumPy reference, bit for bit.
 
-The small views of test_native.py have tiles narrower than the 8 pixels the AVX2 rows work on, so these
+The small views of test_native.py have tiles narrower than the 8 pixels the vector rows work on, so these
 tests use fragment views with tile widths around and above 8 (vector blocks plus scalar tails), odd means and
-standard deviations, and compare the vector build with the scalar one (EDGEVQA_NATIVE_NO_AVX2=1). The direct
+standard deviations, and compare the vector build with the scalar one (EDGEVQA_NATIVE_SCALAR=1). The direct
 path (planar 8-bit luma, rows read in place) also gets tiles ending at the plane's last column (its 16-byte
 chroma loads are cut there), a full 7x7 grid (rows prefetched ahead), outputs at unaligned addresses with
 padded rows, random normalisations (the exact float32 form is checked per table and used only where it
@@ -185,11 +185,11 @@ sys.stdout.buffer.write(np.concatenate(parts).tobytes())
 """
 
 
-def test_the_avx2_and_scalar_builds_agree():
+def test_the_vector_and_scalar_rows_agree():
     code = _SCALAR_VS_VECTOR.format(tests=str(Path(__file__).parent))
     outputs = []
     for scalar in ("0", "1"):
-        env = dict(os.environ, EDGEVQA_NATIVE_NO_AVX2=scalar)
+        env = dict(os.environ, EDGEVQA_NATIVE_SCALAR=scalar)
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
         outputs.append(result.stdout)
     assert len(outputs[0]) > 0 and outputs[0] == outputs[1]

@@ -1,11 +1,11 @@
-"""The C kernel as an aarch64 (Jetson) build compiles it: without the x86 paths.
+"""The C kernel built without its vector rows, and the aarch64 (Jetson) build compiled.
 
-On x86, `kernels/_native.c` compiles AVX2 rows beside the portable C and picks them at run time; elsewhere
-(aarch64: Jetson Orin, ARM servers) only the portable C is compiled. ``EDGEVQA_NATIVE_NO_AVX2=1`` reaches the
-scalar rows at run time, but that build still holds the x86-only code around them. These tests build what an ARM
-machine builds (``-DEDGEVQA_NATIVE_PORTABLE``, the package's own flags from setup.py, warnings as errors) and run
-the C kernel's tests against it; where an aarch64 cross compiler is installed, the real aarch64 compile is
-checked too.
+On x86, `kernels/_native.c` compiles AVX2 rows beside the portable C and picks them at run time; on aarch64
+(Jetson Orin, ARM servers) it compiles NEON rows; elsewhere only the portable C. ``EDGEVQA_NATIVE_SCALAR=1``
+reaches the scalar rows at run time, but that build still holds the vector code around them. These tests build
+the plain C (``-DEDGEVQA_NATIVE_PORTABLE``, the package's own flags from setup.py, warnings as errors) and run
+the C kernel's tests against it; where an aarch64 cross compiler is installed, the aarch64 compile (NEON rows) is
+checked too. `kernels/aarch64_check.sh` runs the kernel tests against the aarch64 build itself, under qemu-user.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_the_portable_build_passes_the_kernel_tests(tmp_path):
     built = compile_native(compiler, library, "-DEDGEVQA_NATIVE_PORTABLE")
     assert built.returncode == 0, built.stderr
     env = {**os.environ, "EDGEVQA_NATIVE_LIBRARY": str(library)}
-    env.pop("EDGEVQA_NATIVE_NO_AVX2", None)
+    env.pop("EDGEVQA_NATIVE_SCALAR", None)
     probe = subprocess.run([sys.executable, "-c", "import edgevqa.kernels.native as n; "
                             "print(n._native.__file__, n._native.vector_rows())"],
                            capture_output=True, text=True, env=env, timeout=120)
@@ -80,14 +80,14 @@ def test_the_installed_x86_build_uses_its_avx2_rows():
 
     if "avx2" not in cpu_flags():
         pytest.skip("not an x86 processor with AVX2 (or no /proc/cpuinfo)")
-    env = {k: v for k, v in os.environ.items() if k != "EDGEVQA_NATIVE_NO_AVX2"}
+    env = {k: v for k, v in os.environ.items() if k != "EDGEVQA_NATIVE_SCALAR"}
     code = "import edgevqa.kernels.native as n; print(n._native.vector_rows())"
     rows = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert rows.stdout.strip() == ("avx2+fma" if "fma" in cpu_flags() else "avx2"), rows.stderr
     forced = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**env, "EDGEVQA_NATIVE_NO_AVX2": "1"})
+                            env={**env, "EDGEVQA_NATIVE_SCALAR": "1"})
     assert forced.stdout.strip() == "scalar", forced.stderr
-    assert native._native.vector_rows() in ("avx2+fma", "avx2", "scalar")
+    assert native._native.vector_rows() in ("avx2+fma", "avx2", "neon", "scalar")
 
 
 def test_the_aarch64_cross_compile_is_clean(tmp_path):

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs the C kernel's tests against the aarch64 build of kernels/_native.c (NEON rows: what a Jetson Orin or an
+# ARM server compiles), on x86, under qemu-user: an arm64 Python from Debian's packages and aarch64 wheels of the
+# test dependencies, unpacked into a sysroot (no chroot, no binfmt_misc).
+# CI: `bash kernels/aarch64_check.sh` from the repository root (a few minutes; the sysroot is kept in
+# $EDGEVQA_AARCH64_ROOT, default ~/.cache/edgevqa-aarch64, for the next run). Extra arguments go to pytest.
+#
+# Needs qemu-user and gcc-aarch64-linux-gnu (installed with apt-get when missing and this runs as root), and
+# Debian's arm64 package index (`dpkg --add-architecture arm64`, done here as root). Where those cannot be had
+# the script says why and exits 0 without testing: "SKIPPED" in its output means nothing was checked.
+# Under emulation the tests check bits, not speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+sysroot=${EDGEVQA_AARCH64_ROOT:-$HOME/.cache/edgevqa-aarch64}
+PYTHON=${PYTHON:-python}
+
+skip() {
+    echo "aarch64 check SKIPPED: $*"
+    exit 0
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo "$@"
+    else
+        return 1
+    fi
+}
+
+install_tools() {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user gcc-aarch64-linux-gnu >/dev/null
+}
+
+if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+    command -v apt-get >/dev/null || skip "no qemu-aarch64 or aarch64-linux-gnu-gcc, and no apt-get to install them"
+    install_tools || { as_root apt-get update -q >/dev/null && install_tools; } ||
+        skip "could not install qemu-user and gcc-aarch64-linux-gnu (not root, or no package index)"
+fi
+
+# The arm64 Python: the interpreter, its standard library and headers, and the shared libraries they load.
+python_debs=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libpython3.11 libpython3.11-dev libc6
+             libssl3 libffi8 zlib1g libexpat1 libbz2-1.0 liblzma5 libsqlite3-0 libncursesw6 libtinfo6 libreadline8
+             libuuid1 libgcc-s1 libstdc++6 libcrypt1 libdb5.3 libgdbm6 libnsl2 libtirpc3)
+interpreter="$sysroot/usr/bin/python3.11"
+if [ ! -x "$interpreter" ]; then
+    command -v apt-get >/dev/null || skip "no apt-get to fetch Debian's arm64 Python"
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        as_root dpkg --add-architecture arm64 && as_root apt-get update -q >/dev/null ||
+            skip "could not add Debian's arm64 package index (not root?)"
+    fi
+    debs=$(mktemp -d)
+    chmod 777 "$debs" # apt-get download drops root for the fetch
+    (cd "$debs" && apt-get download -q "${python_debs[@]/%/:arm64}" >/dev/null) ||
+        skip "could not download Debian's arm64 Python packages"
+    mkdir -p "$sysroot"
+    for deb in "$debs"/*.deb; do dpkg -x "$deb" "$sysroot"; done
+    rm -rf "$debs"
+fi
+[ -x "$interpreter" ] || skip "the arm64 sysroot holds no python3.11"
+
+# qemu runs the interpreter; `-0` makes this wrapper its argv[0], so sys.executable is the wrapper and the
+# tests' subprocesses run under qemu too.
+launcher="$sysroot/usr/bin/python3-qemu"
+cat >"$launcher" <<EOF
+#!/bin/sh
+exec qemu-aarch64 -L "$sysroot" -0 "\$0" "$interpreter" "\$@"
+EOF
+chmod +x "$launcher"
+
+site="$sysroot/site-packages"
+if [ ! -d "$site/numpy" ] || [ ! -d "$site/av" ] || [ ! -d "$site/hypothesis" ]; then
+    wheels=$(mktemp -d)
+    "$PYTHON" -m pip download -q -d "$wheels" --only-binary=:all: --python-version 3.11 --implementation cp \
+        --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
+        "numpy>=1.26" "av>=12" "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100" >/dev/null ||
+        skip "could not download the aarch64 wheels of the test dependencies"
+    mkdir -p "$site"
+    for wheel in "$wheels"/*.whl; do "$PYTHON" -m zipfile -e "$wheel" "$site"; done
+    rm -rf "$wheels"
+fi
+
+# The package as an installed one lays it out (pyproject's package-dir): the runtime with the kernels inside.
+build=$(mktemp -d)
+trap 'rm -rf "$build"' EXIT
+mkdir -p "$build/edgevqa"
+ln -s "$repo"/runtime/* "$build/edgevqa/"
+ln -s "$repo/kernels" "$build/edgevqa/kernels"
+
+# setup.py's own flags (read from its source), warnings as errors.
+flags=$("$PYTHON" - "$repo/setup.py" <<'EOF'
+import ast, sys
+for node in ast.parse(open(sys.argv[1]).read()).body:
+    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "UNIX_FLAGS" for t in node.targets):
+        print(" ".join(ast.literal_eval(node.value)))
+EOF
+)
+library="$build/_native.cpython-311-aarch64-linux-gnu.so"
+# shellcheck disable=SC2086
+aarch64-linux-gnu-gcc $flags -Werror -shared -fPIC -I"$sysroot/usr/include/python3.11" -I"$sysroot/usr/include" \
+    kernels/_native.c -o "$library" -lm
+
+export PYTHONPATH="$build:$site" EDGEVQA_NATIVE_LIBRARY="$library" PYTHONDONTWRITEBYTECODE=1
+unset EDGEVQA_NATIVE_SCALAR
+rows=$("$launcher" -c "import platform, edgevqa.kernels.native as n
+print(platform.machine(), n._native.vector_rows())")
+echo "aarch64 build: $rows ($library)"
+[ "$rows" = "aarch64 neon" ] || { echo "expected the NEON rows on aarch64, got: $rows"; exit 1; }
+"$launcher" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py \
+    tests/kernels/test_native_paths.py "$@"

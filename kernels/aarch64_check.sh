@@ -70,24 +70,26 @@ exec qemu-aarch64 -L "$sysroot" -0 "\$0" "$interpreter" "\$@"
 EOF
 chmod +x "$launcher"
 
+# onnxruntime: newer aarch64 wheels stop with SIGSEGV at import under Debian 12's qemu 7.2; 1.20 runs there.
 site="$sysroot/site-packages"
-if [ ! -d "$site/numpy" ] || [ ! -d "$site/av" ] || [ ! -d "$site/hypothesis" ]; then
+if [ ! -d "$site/numpy" ] || [ ! -d "$site/av" ] || [ ! -d "$site/hypothesis" ] || [ ! -d "$site/onnxruntime" ]; then
     wheels=$(mktemp -d)
     "$PYTHON" -m pip download -q -d "$wheels" --only-binary=:all: --python-version 3.11 --implementation cp \
         --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 \
-        "numpy>=1.26" "av>=12" "pytest>=8" "pytest-timeout>=2.3" "hypothesis>=6.100" >/dev/null ||
+        "numpy>=1.26" "av>=12" "onnx>=1.16" "onnxruntime>=1.18,<1.21" "pytest>=8" "pytest-timeout>=2.3" \
+        "hypothesis>=6.100" >/dev/null ||
         skip "could not download the aarch64 wheels of the test dependencies"
     mkdir -p "$site"
     for wheel in "$wheels"/*.whl; do "$PYTHON" -m zipfile -e "$wheel" "$site"; done
     rm -rf "$wheels"
 fi
 
-# The package as an installed one lays it out (pyproject's package-dir): the runtime with the kernels inside.
+# The package as an installed one lays it out (pyproject's package-dir): the runtime with the other folders inside.
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 mkdir -p "$build/edgevqa"
 ln -s "$repo"/runtime/* "$build/edgevqa/"
-ln -s "$repo/kernels" "$build/edgevqa/kernels"
+for folder in kernels export calib bench; do ln -s "$repo/$folder" "$build/edgevqa/$folder"; done
 
 # setup.py's own flags (read from its source), warnings as errors.
 flags=$("$PYTHON" - "$repo/setup.py" <<'EOF'
@@ -102,11 +104,28 @@ library="$build/_native.cpython-311-aarch64-linux-gnu.so"
 aarch64-linux-gnu-gcc $flags -Werror -shared -fPIC -I"$sysroot/usr/include/python3.11" -I"$sysroot/usr/include" \
     kernels/_native.c -o "$library" -lm
 
-export PYTHONPATH="$build:$site" EDGEVQA_NATIVE_LIBRARY="$library" PYTHONDONTWRITEBYTECODE=1
 unset EDGEVQA_NATIVE_SCALAR
-rows=$("$launcher" -c "import platform, edgevqa.kernels.native as n
+arm=(env PYTHONPATH="$build:$site" EDGEVQA_NATIVE_LIBRARY="$library" PYTHONDONTWRITEBYTECODE=1 "$launcher")
+rows=$("${arm[@]}" -c "import platform, edgevqa.kernels.native as n
 print(platform.machine(), n._native.vector_rows())")
 echo "aarch64 build: $rows ($library)"
 [ "$rows" = "aarch64 neon" ] || { echo "expected the NEON rows on aarch64, got: $rows"; exit 1; }
-"$launcher" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py \
+"${arm[@]}" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py \
     tests/kernels/test_native_paths.py "$@"
+
+# End to end on aarch64: decode (PyAV), sample (NEON rows), infer (ONNX Runtime's aarch64 kernels) with the
+# default model, against this machine's install of the same checkout. ONNX Runtime's float arithmetic differs
+# between the two processors in the last bits, so the scores must agree to 1e-3 points, not bit for bit.
+clip="$build/sample.mp4"
+"$PYTHON" -m edgevqa.cli make-sample "$clip" >/dev/null
+host_scores=$("$PYTHON" -m edgevqa.cli score "$clip" --json)
+arm_scores=$("${arm[@]}" -m edgevqa.cli score "$clip" --json)
+"$PYTHON" - "$host_scores" "$arm_scores" <<'EOF'
+import json, sys
+host, arm = (json.loads(text) for text in sys.argv[1:3])
+gaps = {k: abs(host["scores"][k] - arm["scores"][k]) for k in host["scores"]}
+print("default model on the sample clip, aarch64 (gap to x86):",
+      ", ".join(f"{k} {arm['scores'][k]:.3f} ({gap:.1e})" for k, gap in gaps.items()))
+if host["error"] or arm["error"] or max(gaps.values()) > 1e-3:
+    sys.exit(f"aarch64 scores differ from x86: {gaps}, errors {host['error']!r} {arm['error']!r}")
+EOF

@@ -48,8 +48,11 @@ interpreter="$sysroot/usr/bin/python3.11"
 if [ ! -x "$interpreter" ]; then
     command -v apt-get >/dev/null || skip "no apt-get to fetch Debian's arm64 Python"
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-        as_root dpkg --add-architecture arm64 && as_root apt-get update -q >/dev/null ||
-            skip "could not add Debian's arm64 package index (not root?)"
+        as_root dpkg --add-architecture arm64 || skip "could not add the arm64 architecture to dpkg (not root?)"
+        if ! as_root apt-get update -q >/dev/null; then
+            as_root dpkg --remove-architecture arm64 # leave apt as it was: its sources may carry no arm64
+            skip "no arm64 package index in this machine's apt sources"
+        fi
     fi
     debs=$(mktemp -d)
     chmod 777 "$debs" # apt-get download drops root for the fetch

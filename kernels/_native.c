@@ -48,6 +48,7 @@
  * tests/kernels/test_native_portable.py. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(EDGEVQA_NATIVE_PORTABLE)
 #define HAVE_AVX2_PATH 1
+#include <cpuid.h>
 #include <immintrin.h>
 #else
 #define HAVE_AVX2_PATH 0
@@ -512,7 +513,11 @@ static int plain_float(float f) { return f == 0.0f || (isfinite(f) && fabsf(f) >
 /* float32 -> float16 bits, rounded to nearest even: the conversion the vector rows apply (x86: vcvtps2ph,
  * which needs F16C; aarch64: fcvtn, in the base architecture). */
 #if HAVE_AVX2_PATH
-static int has_half_conversion(void) { return __builtin_cpu_supports("f16c") != 0; }
+/* cpuid rather than __builtin_cpu_supports("f16c"), which clang (14 at least) rejects at compile time. */
+static int has_half_conversion(void) {
+    unsigned int eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
 static __attribute__((target("f16c"))) uint16_t half_bits(float f) { return (uint16_t)_cvtss_sh(f, 0); }
 #elif HAVE_NEON_PATH
 static int has_half_conversion(void) { return 1; }

@@ -99,6 +99,8 @@ def transcode(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
     in their own pixel format (no RGB conversion), same size and frame rate."""
     import av
 
+    from edgevqa.export.recipe.dataset import x264_cpu_override
+
     with av.open(src) as container, av.open(dst, mode="w") as out:
         stream = container.streams.video[0]
         fps = Fraction(stream.average_rate or 24).limit_denominator(1001)
@@ -106,6 +108,9 @@ def transcode(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
         encoder.width, encoder.height = stream.codec_context.width, stream.codec_context.height
         encoder.pix_fmt = stream.codec_context.pix_fmt or "yuv420p"
         encoder.options = {"crf": str(crf), "preset": preset}
+        cpu = x264_cpu_override()  # libx264's AVX-512 code gave other bits from encode to encode (see there)
+        if cpu:
+            encoder.options = dict(encoder.options, **{"x264-params": f"asm={cpu}"})
         encoder.codec_context.thread_count = 1  # libx264's bits depend on its thread count (see encode_clip)
         encoder.codec_context.time_base = 1 / fps
         for index, frame in enumerate(container.decode(stream)):

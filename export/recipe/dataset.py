@@ -34,7 +34,9 @@ from edgevqa.sampling import make_plan
 from . import distortions as dist
 from .content import ContentSource
 
-DATASET_VERSION = 4  # 2: re-encoded copies; 3: no-op distortions labelled pristine; 4: single-threaded encodes
+# 2: re-encoded copies; 3: no-op distortions labelled pristine; 4: single-threaded encodes; 5: libx264 capped at
+# AVX2 code on AVX-512 processors (x264_cpu_override)
+DATASET_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,25 @@ def frames_for_view(view: ViewSpec, margin: int = 8, minimum: int = 24) -> int:
 # ------------------------------------------------------------------------------------------ codec
 
 
+def x264_cpu_override() -> str | None:
+    """libx264's `asm` setting for the recipe's encodes: "AVX2" on x86 processors with AVX-512, else None (its
+    own detection). With its AVX-512 code (2026-11-29, PyAV 16 to 18 on an AMD Zen 5 VM) one single-threaded
+    encode gave other bits than the same encode before it in the same process (20 in a row: up to 9 different
+    files), so samples depended on what the process had done; with AVX2 code, or none, every encode was
+    identical. libx264's code paths also differ in their bits (no asm, AVX2 and AVX-512 each gave another file),
+    so capping at AVX2 also gives such machines the bits of AVX2-only ones."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return "AVX2" if "avx512f" in flags and "avx2" in flags else None
+
+
 def encode_clip(frames: np.ndarray, path: str, fps: int, settings: dist.EncodeSettings) -> str:
     """Encode uint8 RGB ``[T, H, W, 3]`` (H, W even) to an H.264 yuv420p mp4 at ``path``."""
     import av
@@ -82,6 +103,9 @@ def encode_clip(frames: np.ndarray, path: str, fps: int, settings: dist.EncodeSe
             stream.bit_rate = rate
             # A VBV buffer of one second keeps the rate near the target inside a short clip.
             options.update({"maxrate": str(rate), "bufsize": str(rate)})
+        cpu = x264_cpu_override()
+        if cpu:
+            options["x264-params"] = f"asm={cpu}"
         stream.options = options
         # One encoder thread: libx264's output depends on its thread count (CRF mode: different bits for 1, 2,
         # 3 and 4 threads; bitrate mode with VBV: different bits from run to run with more than one), and its

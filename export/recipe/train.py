@@ -26,7 +26,9 @@ Targets are learnt as ``(score - 50) / 25``; the manifest's rescale ``(25, 50)``
 
 Reproducibility: every random draw comes from generators seeded by ``--seed`` (torch's global generator is
 seeded inside ``torch.random.fork_rng`` so nothing leaks out); the manifest records the recipe hash (the
-sources of this package plus the configuration), the seed and held-out correlations.
+sources of this package plus the configuration), the seed and held-out correlations. On x86 the command caps
+torch's CPU code at AVX2 (`pin_cpu_code_paths`) and the encodes cap libx264's (`dataset.x264_cpu_override`):
+their float rounding follows the code path, so without the caps a processor with AVX-512 made other bytes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,28 @@ from . import dataset as ds
 from . import distortions as dist
 
 log = logging.getLogger("edgevqa.recipe")
+
+# torch's CPU kernels (ATen), oneDNN and MKL pick their code by instruction set, and their float results differ
+# between AVX2 and AVX-512 code: on an AVX-512 processor (AMD Zen 5, 2026-11-29) the same samples gave other
+# measurements and other weights. Each setting is a ceiling, so processors with less keep their own code.
+CPU_CODE_CEILING = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def pin_cpu_code_paths() -> bool:
+    """Cap torch's CPU code at AVX2 on x86 (`CPU_CODE_CEILING`; a value the user already set is kept), so the
+    recipe makes the same bytes on processors with and without AVX-512. Takes effect only before torch is
+    imported: returns False (and logs why) when it came too late."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    if "torch" in sys.modules:
+        log.warning("torch was imported before the recipe capped its CPU code at AVX2: on a processor with "
+                    "AVX-512 the model's bytes may differ from the shipped file's")
+        return False
+    for name, value in CPU_CODE_CEILING.items():
+        os.environ.setdefault(name, value)
+    return True
 
 MODEL_NAME = "edgevqa-default"
 MODEL_VERSION = "2.6"
@@ -580,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    pin_cpu_code_paths()
     changes = {k: v for k, v in (("model", args.model), ("epochs", args.epochs),
                                  ("clips_per_source", args.clips_per_source), ("jobs", args.jobs),
                                  ("threads", args.threads), ("crop_cells", args.crop_cells),

@@ -310,3 +310,46 @@ def test_source_identity_ignores_where_files_live(tmp_path):
     ida = content_mod.VideoFileContent("clip", path=str(a)).identity()
     idb = content_mod.VideoFileContent("clip", path=str(b)).identity()
     assert ida == idb and ida["path"] == {"file": "clip.mp4", "bytes": 4}
+
+
+def test_libx264_is_capped_at_avx2_code_only_on_avx512_processors():
+    """libx264's AVX-512 code gave other bits from encode to encode (dataset.x264_cpu_override)."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set()
+    if cpuinfo.exists():
+        flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags")
+                 for f in line.split(":", 1)[1].split()}
+    import platform
+
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    want = "AVX2" if x86 and {"avx512f", "avx2"} <= flags else None
+    assert ds.x264_cpu_override() == want
+
+
+_PIN = """
+import os, sys
+for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+    os.environ.pop(name, None)
+os.environ["MKL_ENABLE_INSTRUCTIONS"] = "SSE4_2"  # the user's own setting stays
+{before}
+from edgevqa.export.recipe import train
+print(train.pin_cpu_code_paths(), os.environ.get("ATEN_CPU_CAPABILITY"), os.environ.get("ONEDNN_MAX_CPU_ISA"),
+      os.environ["MKL_ENABLE_INSTRUCTIONS"])
+"""
+
+
+def test_the_recipe_caps_torchs_cpu_code_before_torch_loads():
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the cap applies to x86 only")
+    fresh = subprocess.run([sys.executable, "-c", _PIN.format(before="")], capture_output=True, text=True,
+                           timeout=120)
+    assert fresh.stdout.split() == ["True", "avx2", "AVX2", "SSE4_2"], fresh.stderr
+    late = subprocess.run([sys.executable, "-c", _PIN.format(before="import torch")], capture_output=True,
+                          text=True, timeout=120)
+    assert late.stdout.split() == ["False", "None", "None", "SSE4_2"], late.stderr

@@ -107,8 +107,26 @@ FEATURE_GROUPS = {
 # per-dimension losses, the same mapping the training targets are made with (export/recipe/distortions.py),
 # so overall falls whenever any dimension falls.
 OVERALL_WEIGHT = {"blur": 0.9, "noise": 0.8, "artifact": 0.9, "color": 0.7, "temporal": 0.8}
+# Where the exported scores leave the identity and approach their bounds (see `bounded_score`).
+SCORE_KNEE = 2.0
 
 _BT601 = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def bounded_score(score: torch.Tensor, knee: float = SCORE_KNEE) -> torch.Tensor:
+    """A score in 0..100 that keeps its order: the identity on ``[knee, 100 - knee]``, hyperbolic tails below
+    and above (slope 1 at the joins), so ``-inf..inf`` maps strictly increasingly into ``(0, 100)``.
+
+    A clamp to 0..100 ties every head output beyond a bound: a distorted clip then reads as high as its
+    pristine version (2.6 read exactly 100 on 47 % of the quality bench's noise, artifact, blur and temporal
+    scores), and the overall score, the product of the dimension scores, loses the order too. The hyperbolic
+    tails keep float32 resolution far out: a head output of 1000 still reads below 100 (100 - knee^2 /
+    (1000 - 100 + 2 knee)); in float32, outputs past about 10^6 read 100. Only the exported net applies it;
+    the recipe trains on the clamped scores (`head_outputs`)."""
+    high = 100.0 - knee
+    above = high + knee - knee / (1.0 + torch.relu(score - high) / knee)
+    below = knee / (1.0 + torch.relu(knee - score) / knee)
+    return torch.where(score > high, above, torch.where(score < knee, below, score))
 
 
 def _cells(plane: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
@@ -450,24 +468,32 @@ class LowLevelQualityNet(nn.Module):
         self.feature_mean.copy_(features.mean(dim=0))
         self.feature_std.copy_(features.std(dim=0).clamp(min=1e-4))
 
-    def head_outputs(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def head_outputs(self, features: torch.Tensor, bounded: bool = False) -> dict[str, torch.Tensor]:
         """The learnt mapping alone: measurements ``[N, F]`` -> ``{output: [N, 1]}``.
 
         Outputs are in the manifest's raw units: ``score = scale * output + centre`` (``score_scale``);
-        ``overall`` is computed from the dimension scores (`OVERALL_WEIGHT`), not learnt."""
+        ``overall`` is computed from the dimension scores (`OVERALL_WEIGHT`), not learnt. Training uses the
+        dimension scores as they are and the overall score from them clamped to 0..100; ``bounded`` (the
+        exported net, `forward`) maps every dimension score through `bounded_score` first, which keeps
+        their order where a clamp would tie them."""
         standard = (features - self.feature_mean) / self.feature_std
         out = {name: self.heads[name](standard.index_select(1, getattr(self, f"columns_{name}")), self.active_member)
                for name in self.dimensions}
+        if bounded:
+            out = {name: (bounded_score(value * self.score_scale + self.score_centre) - self.score_centre)
+                   / self.score_scale for name, value in out.items()}
         if "overall" in self.outputs:
             overall = torch.ones_like(out[self.dimensions[0]])
             for name in self.dimensions:
-                score = torch.clamp(out[name] * self.score_scale + self.score_centre, 0.0, 100.0)
+                score = out[name] * self.score_scale + self.score_centre
+                if not bounded:
+                    score = torch.clamp(score, 0.0, 100.0)
                 overall = overall * (1.0 - OVERALL_WEIGHT[name] * (1.0 - score / 100.0))
             out["overall"] = (100.0 * overall - self.score_centre) / self.score_scale
         return {name: out[name] for name in self.outputs}
 
     def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head_outputs(self.features(video))
+        return self.head_outputs(self.features(video), bounded=True)
 
     def fuse(self) -> "LowLevelQualityNet":
         """Nothing to fold (no BatchNorm); kept so every zoo model exports the same way."""

@@ -400,3 +400,69 @@ def test_head_training_learns_from_measurements():
         out = {k: v.numpy().ravel() * 25 + 50 for k, v in model(x).items()}
     expected = 100 * np.prod([1 - w * (1 - np.clip(out[d], 0, 100) / 100) for d, w in OVERALL_WEIGHT.items()], axis=0)
     np.testing.assert_allclose(out["overall"], expected, rtol=1e-4, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------ score bounds
+
+def _np_bounded_score(score: np.ndarray, knee: float) -> np.ndarray:
+    """`bounded_score` written out piece by piece in float64."""
+    out = score.astype(np.float64).copy()
+    high = score > 100 - knee
+    low = score < knee
+    out[high] = 100 - knee / (1 + (score[high] - (100 - knee)) / knee)
+    out[low] = knee / (1 + (knee - score[low]) / knee)
+    return out
+
+
+@pytest.mark.parametrize("knee", [0.5, 2.0, 7.0])
+def test_bounded_score_keeps_order_inside_0_100(knee):
+    from edgevqa.export.models.lowlevel import bounded_score
+
+    rng = np.random.default_rng(int(knee * 10))
+    raw = np.concatenate([rng.normal(50, 80, 4001), rng.uniform(-3000, 3000, 999), [knee, 100 - knee, 0, 100]])
+    raw = np.sort(raw.astype(np.float32))
+    got = bounded_score(torch.from_numpy(raw), knee).numpy().astype(np.float64)
+    np.testing.assert_allclose(got, _np_bounded_score(raw, knee), rtol=0, atol=2e-5)
+    assert np.all(got > 0) and np.all(got < 100)
+    assert np.all(np.diff(got) >= 0)
+    # Strictly increasing: exactly in float64; in float32 down to its resolution near the bounds, so head
+    # outputs within 150 points of the range that differ by a point or more never tie.
+    exact = bounded_score(torch.from_numpy(raw.astype(np.float64)), knee).numpy()
+    distinct = np.diff(raw) > 0
+    assert np.all(np.diff(exact)[distinct] > 0)
+    coarse = np.arange(-150.0, 250.0, 1.0, dtype=np.float32)
+    assert np.all(np.diff(bounded_score(torch.from_numpy(coarse), knee).numpy()) > 0)
+    middle = (raw >= knee) & (raw <= 100 - knee)
+    np.testing.assert_array_equal(got[middle], raw[middle])  # the identity between the knees
+    # slope 1 on both sides of each join (no kink a head output could sit on)
+    for join in (knee, 100 - knee):
+        x = torch.tensor([join - 1e-5, join, join + 1e-5], dtype=torch.float64)
+        y = bounded_score(x, knee).numpy()
+        np.testing.assert_allclose(np.diff(y) / 1e-5, [1.0, 1.0], rtol=1e-3)
+
+
+def test_exported_scores_keep_the_order_a_clamp_would_tie():
+    """Head outputs past 100 tie under the training clamp; the exported net (`forward`) keeps their order, in
+    the dimension scores and in the overall score computed from them."""
+    model = create_model("lowlevel_mlp")
+    x = torch.from_numpy(_normalised(np.random.default_rng(8).integers(0, 256, size=(1, 3, 8, 64, 64),
+                                                                          dtype=np.uint8)))
+    with torch.no_grad():
+        features = model.features(x)
+        model.set_feature_statistics(torch.cat([features, features + 1.0]))
+        outputs = []
+        for bias in (3.0, 4.0, 6.0):  # raw 125, 150 and 200 points on the noise head's scale
+            for member in model.heads["noise"].members:
+                member[-1].weight.zero_()
+                member[-1].bias.fill_(bias)
+            outputs.append((model.head_outputs(features), model(x)))
+    trained = [o[0] for o in outputs]
+    exported = [o[1] for o in outputs]
+    assert all(float(t["overall"]) == float(trained[0]["overall"]) for t in trained)  # the clamp ties them
+    noise = [float(e["noise"]) * 25 + 50 for e in exported]
+    overall = [float(e["overall"]) * 25 + 50 for e in exported]
+    assert noise[0] < noise[1] < noise[2] < 100.0
+    assert overall[0] < overall[1] < overall[2]
+    for name in model.dimensions:  # the other heads are untouched and inside the knees: the same either way
+        if name != "noise" and 2.0 <= float(trained[0][name]) * 25 + 50 <= 98.0:
+            assert float(exported[0][name]) == pytest.approx(float(trained[0][name]), abs=1e-6)

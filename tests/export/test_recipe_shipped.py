@@ -57,6 +57,9 @@ def test_shipped_model_runs_on_onnx_runtime(shipped):
     assert set(OUTPUTS) <= set(outputs)
     for name in OUTPUTS:
         assert outputs[name].shape[0] == 2 and np.all(np.isfinite(outputs[name]))
+        # the graph bounds its scores itself (`lowlevel.bounded_score`), even on input unlike any video
+        a, b = manifest.rescale[name]
+        assert np.all((a * outputs[name] + b >= 0.0) & (a * outputs[name] + b <= 100.0))
 
 
 def test_default_model_is_what_the_pipeline_uses(shipped, tmp_path):

@@ -289,6 +289,10 @@ def make_plan(view: ViewSpec, info: VideoInfo, seed: int | None = None, mode: st
     notes: list[str] = []
 
     per_frame = temporal_indices(view, info.num_frames, info.fps, mode, rng)
+    if per_frame.shape[1] > 1 and np.any(np.diff(per_frame, axis=1) == 0):
+        # A clip longer than the video shows some frames twice in a row: a model reads them as a freeze.
+        notes.append(f"{info.num_frames} frame(s) in the video, {per_frame.shape[1]} read per clip: some are "
+                     f"shown twice in a row, so scores of motion (temporal) read a freeze that is not in the video")
     frame_indices, slots = np.unique(per_frame, return_inverse=True)
     slots = slots.reshape(per_frame.shape).astype(np.int32)
 

@@ -170,3 +170,15 @@ def test_tiny_and_odd_frames_stay_in_bounds():
                 assert plan.luma_rows.index.max() < h and plan.luma_cols.index.max() < w
                 assert plan.chroma_rows.index.max() < -(-h // 2) and plan.chroma_cols.index.max() < -(-w // 2)
                 assert plan.frame_indices.max() < 7
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 7])
+def test_a_video_shorter_than_a_clip_is_noted(frames):
+    """A clip that must show a frame twice in a row reads a freeze the video does not have: the plan says so."""
+    view = ViewSpec(num_clips=1, clip_len=8, frame_interval=1, segments_per_clip=2, temporal="segments", aligned=8)
+    plan = make_plan(view, info(320, 240, n=frames))
+    assert any("shown twice in a row" in note and f"{frames} frame(s)" in note for note in plan.notes)
+    for enough in (8, 9, 240):
+        assert not any("twice in a row" in note for note in make_plan(view, info(320, 240, n=enough)).notes)
+    for long_view in (FASTVQA_B, FASTERVQA):  # the FAST-VQA views on a normal video: nothing to say
+        assert not any("twice in a row" in note for note in make_plan(long_view, info(320, 240)).notes)

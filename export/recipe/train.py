@@ -508,8 +508,12 @@ def export_default(model, manifest, out_path: str, overwrite: bool = False) -> s
 def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConfig(),
                sources: Sequence[content_mod.ContentSource] | None = None, overwrite: bool = False,
                max_steps: int | None = None, device: str = "cpu",
-               time_budget_s: float | None = None) -> dict[str, Any]:
-    """Build the data, train, evaluate on held-out content, export; returns a summary (also in the manifest)."""
+               time_budget_s: float | None = None, training_seed: int | None = None) -> dict[str, Any]:
+    """Build the data, train, evaluate on held-out content, export; returns a summary (also in the manifest).
+
+    ``training_seed`` (default: ``seed``) seeds the training alone (initialisation, batches); the samples are
+    still ``seed``'s. Runs that differ only in it show how far a model moves from training run to training run
+    on the same data, the yardstick for any change to the recipe."""
     if os.path.exists(out) and not overwrite:  # before the work, not after it
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
     sources = list(sources) if sources is not None else content_mod.default_content()
@@ -517,7 +521,8 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
     heldout_sources = content_mod.split(sources, "heldout")
     if not train_sources:
         raise ValueError("the content list has no 'train' source")
-    model, manifest = build_model(config, seed)
+    training_seed = seed if training_seed is None else int(training_seed)
+    model, manifest = build_model(config, training_seed)
     view = manifest.views[0]
     hash_of_recipe = recipe_hash(config, sources)
     started = time.perf_counter()
@@ -542,12 +547,13 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
              time.perf_counter() - started)
     t0 = time.perf_counter()
     if fixed_measurements:
-        losses = train_head(model, manifest, train, config, seed, max_steps, features=train["features"])
+        losses = train_head(model, manifest, train, config, training_seed, max_steps, features=train["features"])
     else:
-        losses = train_model(model, manifest, train, config, seed, max_steps, device, time_budget_s)
+        losses = train_model(model, manifest, train, config, training_seed, max_steps, device, time_budget_s)
     train_seconds = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "recipe_hash": hash_of_recipe, "seed": seed, "train_samples": int(len(train["targets"])),
+        **({"training_seed": training_seed} if training_seed != seed else {}),
         "train_sources": [s.name for s in train_sources], "heldout_sources": [s.name for s in heldout_sources],
         "steps": len(losses), "first_loss": round(float(np.mean(losses[:10])), 4),
         "last_loss": round(float(np.mean(losses[-10:])), 4), "data_seconds": round(data_seconds, 1),
@@ -571,12 +577,13 @@ def run_recipe(out: str, seed: int, work: str, config: RecipeConfig = RecipeConf
     manifest = replace(manifest, description=f"edgevqa's default model: {config.model} trained on synthetic "
                                              "distortions (export/recipe); scores 0..100, higher is better",
                        metadata={**dict(manifest.metadata), "recipe": "edgevqa.export.recipe",
-                                 **{k: summary[k] for k in ("recipe_hash", "seed", "train_samples", "steps",
-                                                            "heldout_srcc") if k in summary}})
+                                 **{k: summary[k] for k in ("recipe_hash", "seed", "training_seed", "train_samples",
+                                                            "steps", "heldout_srcc") if k in summary}})
     import torch
 
     # The unfused weights, so the model can be re-exported or evaluated in torch without retraining.
-    checkpoint = os.path.join(work, f"checkpoint-seed{seed}-{hash_of_recipe}.pt")
+    trained_by = f"seed{seed}" if training_seed == seed else f"seed{seed}-training{training_seed}"
+    checkpoint = os.path.join(work, f"checkpoint-{trained_by}-{hash_of_recipe}.pt")
     torch.save({"state_dict": model.state_dict(), "manifest": manifest.to_dict()}, checkpoint)
     summary["checkpoint"] = checkpoint
     export_default(model, manifest, out, overwrite)
@@ -589,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edgevqa.export.recipe.train", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="where to write the ONNX model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--training-seed", type=int, default=None,
+                        help="seed of the training alone (default: --seed); the samples stay --seed's")
     parser.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "edgevqa-recipe"),
                         help="work directory for the sample cache (reused between runs)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -611,7 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  ("batch_size", args.batch_size)) if v is not None}
     config = replace(RecipeConfig(), **changes)
     summary = run_recipe(args.out, args.seed, args.work, config, overwrite=args.overwrite, max_steps=args.max_steps,
-                         device=args.device, time_budget_s=args.time_budget)
+                         device=args.device, time_budget_s=args.time_budget, training_seed=args.training_seed)
     json.dump(summary, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

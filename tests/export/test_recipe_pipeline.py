@@ -279,8 +279,19 @@ def test_recipe_end_to_end_is_reproducible_and_caches_measurements(tmp_path):
         np.testing.assert_array_equal(a, b)
     manifest = load_manifest(outs[0])
     assert manifest.name == recipe.MODEL_NAME and dict(manifest.metadata)["seed"] == 3
+    assert "training_seed" not in dict(manifest.metadata)
     with pytest.raises(FileExistsError):
         recipe.run_recipe(outs[0], seed=3, work=work, config=config, sources=sources)
+    # Another training seed: the same samples and measurements (nothing new cached), other weights.
+    cached = sorted(os.listdir(os.path.join(work, "samples")))
+    other = str(tmp_path / "model-training-4.onnx")
+    summary = recipe.run_recipe(other, seed=3, work=work, config=config, sources=sources, training_seed=4)
+    assert sorted(os.listdir(os.path.join(work, "samples"))) == cached
+    assert summary["train_samples"] == 12 and summary["training_seed"] == 4
+    meta = dict(load_manifest(other).metadata)
+    assert meta["seed"] == 3 and meta["training_seed"] == 4
+    moved = ort.InferenceSession(other, providers=["CPUExecutionProvider"]).run(None, {"video": x})
+    assert any(not np.array_equal(a, b) for a, b in zip(results[0], moved))
 
 
 def test_recipe_hash_is_stable_and_tracks_the_configuration():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -31,6 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+    p.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                   help="also score consecutive segments of this many seconds (scores over time; one decode pass)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run, trailing_positionals="videos")
 
@@ -60,6 +63,10 @@ def _check_csv_target(path: str, videos: list[str], force: bool) -> None:
         raise EdgeVQAError(f"--csv {path}: already exists; add --force to replace it")
 
 
+def _segment_label(segment: dict[str, Any]) -> str:
+    return f"{segment['start_s']:.2f}-{segment['end_s']:.2f} s"
+
+
 def _format_table(rows: list[dict[str, Any]], dims: list[str]) -> str:
     header = ["video"] + dims + ["time_s"]
     body = []
@@ -69,6 +76,8 @@ def _format_table(rows: list[dict[str, Any]], dims: list[str]) -> str:
             body.append([name, f"ERROR: {r['error']}"])
         else:
             body.append([name] + [f"{r['scores'][d]:.2f}" for d in dims] + [f"{r['timings']['total']:.2f}"])
+            for segment in r.get("segments") or []:  # scores over time, under their video
+                body.append([f"  {_segment_label(segment)}"] + [f"{segment['scores'][d]:.2f}" for d in dims] + [""])
     widths = [max(len(header[i]), *(len(b[i]) for b in body if len(b) > i and not b[1].startswith("ERROR")))
               if i < len(header) else 0 for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         _check_csv_target(args.csv, args.videos, args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
-                        plan_mode=args.plan_mode, device=args.device)
+                        plan_mode=args.plan_mode, device=args.device, segment_seconds=_every(args.every))
     rows: list[dict[str, Any]] = []
     progress = _Progress(len(args.videos), not args.quiet)
     failed = 0
@@ -130,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
                 for warning in row.get("warnings") or []:
                     about = "" if warning.startswith(result.video) else f"{result.video}: "
                     print(f"edgevqa: warning: {about}{warning}", file=sys.stderr)
+                for segment in row.get("segments") or []:
+                    for warning in segment["warnings"]:
+                        print(f"edgevqa: warning: {result.video} [{_segment_label(segment)}]: {warning}",
+                              file=sys.stderr)
     dims = list(pipeline.manifest.outputs)
     if not args.json:
         if len(args.videos) == 1 and failed:
@@ -137,10 +150,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"model: {pipeline.manifest.name} {pipeline.manifest.version} ({pipeline.model_path})")
         print(_format_table(rows, dims))
     if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["video"] + dims + ["time_s", "error", "warnings"])
-            for r in rows:
-                writer.writerow([r["video"]] + [r["scores"].get(d, "") for d in dims]
-                                + [r["timings"].get("total", ""), r["error"] or "", "; ".join(r.get("warnings") or [])])
+        _write_csv(args.csv, rows, dims, segments=args.every is not None)
     return 1 if failed else 0
+
+
+def _every(seconds: float | None) -> float | None:
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise EdgeVQAError(f"--every must be a positive number of seconds, got {seconds:g}")
+    return seconds
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]], dims: list[str], segments: bool) -> None:
+    """One row per video; with ``segments``, two more columns (start_s, end_s: empty for the whole video) and a
+    row per segment after its video's row."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        span = ["start_s", "end_s"] if segments else []
+        writer.writerow(["video"] + span + dims + ["time_s", "error", "warnings"])
+        for r in rows:
+            writer.writerow([r["video"]] + [""] * len(span) + [r["scores"].get(d, "") for d in dims]
+                            + [r["timings"].get("total", ""), r["error"] or "", "; ".join(r.get("warnings") or [])])
+            for g in r.get("segments") or [] if segments else []:
+                writer.writerow([r["video"], g["start_s"], g["end_s"]] + [g["scores"][d] for d in dims]
+                                + ["", "", "; ".join(g["warnings"])])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,22 +30,50 @@ class SampledInputs:
     last_frame_index: int
 
 
-def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None) -> SampledInputs:
-    """Decode the frames ``plans`` need from ``decoder`` (a `PyAVDecoder`) and apply every plan.
+def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
+                 streamed: Sequence[SamplePlan] = (),
+                 on_ready: Callable[[int, np.ndarray, int], None] | None = None) -> SampledInputs:
+    """Decode the frames ``plans`` and ``streamed`` need from ``decoder`` (a `PyAVDecoder`) and apply every plan.
 
     ``dtype`` overrides the views' output dtype. Positions whose frame the stream never delivered (the
     container promised more frames than it holds) repeat the last decoded frame, as the per-second views do
-    past the end; ``repeated_slots`` counts them.
+    past the end; ``repeated_slots`` counts them (in ``plans``).
+
+    ``streamed`` plans keep memory bounded when a long video is cut into many segments: the input of each is
+    made only when its first frame arrives and is handed to ``on_ready(k, array, repeated)`` (``k`` its index in
+    ``streamed``, ``repeated`` how many of its positions repeat the last frame) as soon as it is complete, then
+    dropped; it is not in ``arrays``.
     """
+    if streamed and on_ready is None:
+        raise ValueError("streamed plans need an on_ready callback")
     info = decoder.info
-    arrays = [np.empty(p.output_shape, dtype=np.dtype(dtype or p.view.dtype)) for p in plans]
-    slot_maps = [{int(f): s for s, f in enumerate(p.frame_indices)} for p in plans]
-    filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
+    every = list(plans) + list(streamed)
+    kept = len(plans)
+    arrays: list[np.ndarray | None] = [np.empty(p.output_shape, dtype=np.dtype(dtype or p.view.dtype))
+                                       for p in plans] + [None] * len(streamed)
+    # frame index -> the (plan, slot) pairs it feeds: one lookup per decoded frame, however many plans
+    users: dict[int, list[tuple[int, int]]] = {}
+    for k, p in enumerate(every):
+        for s, f in enumerate(p.frame_indices):
+            users.setdefault(int(f), []).append((k, s))
+    filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in every]
+    missing = [len(p.frame_indices) for p in every]
     sample_seconds = 0.0
     decoded = 0
     last_frame = None
     conversion = None
-    for frame in decoder.frames(frames_needed(plans)):
+    ready: list[int] = []
+
+    def buffer(k: int) -> np.ndarray:
+        if arrays[k] is None:
+            arrays[k] = np.empty(every[k].output_shape, dtype=np.dtype(dtype or every[k].view.dtype))
+        return arrays[k]
+
+    def hand_on(k: int, repeated: int) -> None:
+        array, arrays[k] = arrays[k], None
+        on_ready(k - kept, array, repeated)
+
+    for frame in decoder.frames(frames_needed(every)):
         decoded += 1
         if (frame.height, frame.width) != (info.height, info.width):
             raise VideoDecodeError(f"{decoder.name}: frame {frame.index} is {frame.width}x{frame.height}, the "
@@ -54,21 +82,28 @@ def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None)
         if conversion is None:
             conversion = kernels.conversion_for_frame(frame)
         start = time.perf_counter()
-        for plan, slots, done, out in zip(plans, slot_maps, filled, arrays):
-            slot = slots.get(frame.index)
-            if slot is not None:
-                kernels.sample_frame(frame.planes, plan, slot, conversion, out)
-                done[slot] = True
+        for k, slot in users.get(frame.index, ()):
+            kernels.sample_frame(frame.planes, every[k], slot, conversion, buffer(k))
+            filled[k][slot] = True
+            missing[k] -= 1
+            if missing[k] == 0 and k >= kept:
+                ready.append(k)
         sample_seconds += time.perf_counter() - start
         last_frame = frame
+        for k in ready:  # outside the timing: the callback is the caller's work (inference)
+            hand_on(k, 0)
+        ready.clear()
     if last_frame is None:
         raise VideoDecodeError(f"{decoder.name}: no frame could be decoded")
-    start = time.perf_counter()
     repeated = 0
-    for plan, done, out in zip(plans, filled, arrays):
-        for slot in np.nonzero(~done)[0]:
-            kernels.sample_frame(last_frame.planes, plan, int(slot), conversion, out)
-            repeated += 1
-    sample_seconds += time.perf_counter() - start
-    return SampledInputs(arrays=arrays, frames_decoded=decoded, sample_seconds=sample_seconds,
+    for k, p in enumerate(every):
+        start = time.perf_counter()
+        slots = np.nonzero(~filled[k])[0]
+        for slot in slots:
+            kernels.sample_frame(last_frame.planes, p, int(slot), conversion, buffer(k))
+        repeated += len(slots) if k < kept else 0
+        sample_seconds += time.perf_counter() - start
+        if k >= kept and len(slots):
+            hand_on(k, len(slots))
+    return SampledInputs(arrays=arrays[:kept], frames_decoded=decoded, sample_seconds=sample_seconds,
                          repeated_slots=repeated, last_frame_index=last_frame.index)

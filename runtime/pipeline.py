@@ -9,6 +9,7 @@ ONNX Runtime both release the GIL), through a bounded queue.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,8 +23,9 @@ from .backends.base import Runner
 from .decode import PyAVDecoder
 from .errors import EdgeVQAError, ModelError
 from .manifest import ModelManifest, load_manifest
-from .feed import sample_plans
+from .feed import sample_plans as feed_plans
 from .sampling import make_plans
+from .segments import check_segment_seconds, segment_plans, segment_ranges, segment_times
 
 DEFAULT_MODEL_NAME = "default"
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")
@@ -88,6 +90,8 @@ class Result:
     frames_decoded: int = 0
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    # With ``segment_seconds``: per segment, its frames and times, scores and warnings (see `Pipeline`).
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +103,8 @@ class Result:
             "backend": self.backend, "scores": dict(self.scores), "clip_outputs": dict(self.clip_outputs),
             "timings": dict(self.timings), "seed": self.seed, "plan_mode": self.plan_mode,
             "frames_decoded": self.frames_decoded, "info": dict(self.info), "warnings": list(self.warnings),
-            "error": self.error,
+            "error": self.error, "segments": [dict(g, scores=dict(g["scores"]), warnings=list(g["warnings"]))
+                                             for g in self.segments],
         }
 
 
@@ -113,6 +118,7 @@ class PreparedVideo:
     timings: dict[str, float]
     frames_decoded: int
     warnings: list[str]
+    segments: list[dict[str, Any]] = field(default_factory=list)  # already scored (see `Pipeline.prepare`)
 
 
 class Pipeline:
@@ -120,11 +126,18 @@ class Pipeline:
 
     ``seed=None`` uses the deterministic plan (the same video always gets the same score); an integer draws
     sampling offsets reproducibly. ``plan_mode='reference'`` reproduces the original FAST-VQA sampling.
+
+    ``segment_seconds`` also scores the video over time: cut into consecutive segments of that many seconds
+    (`edgevqa.segments.segment_ranges`), each scored as a video of its own, in the same decode pass as the
+    whole video, whose scores do not change. `Result.segments` lists them: ``start_frame``, ``end_frame``
+    (exclusive), ``start_s``, ``end_s``, ``scores`` and ``warnings``.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
-                 decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None):
+                 decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
+                 segment_seconds: float | None = None):
+        self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.model_path = resolve_model(model)
         self.manifest: ModelManifest = load_manifest(self.model_path)
         self.backend = backend
@@ -134,6 +147,9 @@ class Pipeline:
         self.runner = runner or make_runner(self.model_path, backend, threads, device)
         self.model_load_seconds: float | None = None
         self._checked = False
+        # Segments are scored on the decoding thread while `score_many` may be running the model for another
+        # video: one inference at a time, whatever the backend's own thread safety.
+        self._infer_lock = threading.Lock()
 
     # ------------------------------------------------------------------ model
 
@@ -199,8 +215,16 @@ class Pipeline:
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)
+            segments = _SegmentScorer(self, info, warnings) if self.segment_seconds else None
             t2 = time.perf_counter()
-            sampled = sample_plans(decoder, plans)
+
+            def decode_and_sample(decoder):
+                if segments is None:
+                    return feed_plans(decoder, plans)
+                segments.reset()
+                return feed_plans(decoder, plans, streamed=segments.plans, on_ready=segments.ready)
+
+            sampled = decode_and_sample(decoder)
             if decoder.damaged and self.decode_threads != 1:
                 # FFmpeg's error concealment in frame-threaded decoding depends on thread timing, so a damaged
                 # stream decoded that way scores differently from run to run. One thread makes it reproducible;
@@ -208,7 +232,7 @@ class Pipeline:
                 if decoder.reopenable:
                     first_report = decoder.damage_report()
                     with PyAVDecoder(video, threads=1) as again:
-                        sampled = sample_plans(again, plans)
+                        sampled = decode_and_sample(again)
                     decoder = again
                     warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "
                                     "score is reproducible; it reflects the damage")
@@ -224,20 +248,42 @@ class Pipeline:
                                 f"frames its container declares; {sampled.repeated_slots} sampled frame(s) repeat "
                                 "the last one")
             t3 = time.perf_counter()
-        timings["decode"] = (t1 - t0) + (t3 - t2) - sampled.sample_seconds
+        segment_seconds = segments.seconds if segments else 0.0
+        timings["decode"] = (t1 - t0) + (t3 - t2) - sampled.sample_seconds - segment_seconds
         timings["plan"] = t2 - t1
         timings["sample"] = sampled.sample_seconds
+        if segments:
+            timings["segments"] = segment_seconds  # their inference and aggregation, inside the decode pass
         feed = {plan.view.name: buf for plan, buf in zip(plans, sampled.arrays)}
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
-                             frames_decoded=sampled.frames_decoded, warnings=warnings)
+                             frames_decoded=sampled.frames_decoded, warnings=warnings,
+                             segments=segments.results if segments else [])
 
     def finish(self, prepared: PreparedVideo) -> Result:
         """Run the model on a prepared video and aggregate its outputs into scores."""
         self.activate()
         timings = dict(prepared.timings)
         t0 = time.perf_counter()
-        outputs = self.runner.infer(prepared.feed)
+        outputs = self._infer(prepared.feed)
         t1 = time.perf_counter()
+        scores, clip_outputs = self._aggregate(outputs, prepared.video)
+        t2 = time.perf_counter()
+        timings["infer"] = t1 - t0
+        timings["aggregate"] = t2 - t1
+        timings["total"] = sum(timings.get(k, 0.0)
+                               for k in ("decode", "plan", "sample", "segments", "infer", "aggregate"))
+        return Result(video=prepared.video, model=self.manifest.name, scores=scores, clip_outputs=clip_outputs,
+                      timings=timings, seed=self.seed, plan_mode=self.plan_mode, backend=self.backend,
+                      model_version=self.manifest.version, info=prepared.info,
+                      frames_decoded=prepared.frames_decoded, warnings=prepared.warnings,
+                      segments=prepared.segments)
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+        with self._infer_lock:
+            return self.runner.infer(feed)
+
+    def _aggregate(self, outputs: dict[str, Any], video: str) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Model outputs -> (scores, per-clip outputs): the mean over clips, rescaled by the manifest."""
         scores: dict[str, float] = {}
         clip_outputs: dict[str, list[float]] = {}
         for name in self.manifest.outputs:
@@ -246,17 +292,10 @@ class Pipeline:
                 value = value.reshape(1)
             per_clip = value.reshape(value.shape[0], -1).mean(axis=1)
             if not np.all(np.isfinite(per_clip)):
-                raise ModelError(f"{self.model_path}: output '{name}' is not finite for {prepared.video}")
+                raise ModelError(f"{self.model_path}: output '{name}' is not finite for {video}")
             clip_outputs[name] = [float(v) for v in per_clip]
             scores[name] = float(self.manifest.score(name, float(per_clip.mean())))
-        t2 = time.perf_counter()
-        timings["infer"] = t1 - t0
-        timings["aggregate"] = t2 - t1
-        timings["total"] = sum(timings[k] for k in ("decode", "plan", "sample", "infer", "aggregate"))
-        return Result(video=prepared.video, model=self.manifest.name, scores=scores, clip_outputs=clip_outputs,
-                      timings=timings, seed=self.seed, plan_mode=self.plan_mode, backend=self.backend,
-                      model_version=self.manifest.version, info=prepared.info,
-                      frames_decoded=prepared.frames_decoded, warnings=prepared.warnings)
+        return scores, clip_outputs
 
     # ------------------------------------------------------------------ public
 
@@ -291,6 +330,61 @@ class Pipeline:
                 except EdgeVQAError as exc:
                     yield Result(video=name, model=self.manifest.name, seed=self.seed, plan_mode=self.plan_mode,
                                  backend=self.backend, model_version=self.manifest.version, error=str(exc))
+
+
+class _SegmentScorer:
+    """The segments of one video during its decode pass: their plans (every view of every segment, in order),
+    and each segment scored as soon as all its views' inputs are complete, so only the segments being decoded
+    hold inputs in memory."""
+
+    def __init__(self, pipeline: Pipeline, info, video_notes: list[str]):
+        pipeline.activate()  # inference runs inside the decode pass
+        self.pipeline, self.info = pipeline, info
+        views = pipeline.manifest.views
+        self.ranges = segment_ranges(info, pipeline.segment_seconds)
+        self.per_segment = len(views)
+        self.plans = []
+        self.notes: list[list[str]] = []
+        for start, end in self.ranges:
+            plans = segment_plans(views, info, start, end, pipeline.seed, pipeline.plan_mode)
+            self.plans += plans
+            # what the whole video's notes already say (a small frame upscaled) is not repeated per segment
+            self.notes.append([n for p in plans for n in p.notes if n not in video_notes])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what a decode pass made (a damaged stream is decoded again on one thread)."""
+        self.inputs: dict[int, dict[str, np.ndarray]] = {}
+        self.repeated: dict[int, int] = {}
+        self.done: dict[int, dict[str, Any]] = {}
+        self.seconds = 0.0
+
+    def ready(self, k: int, array: np.ndarray, repeated: int) -> None:
+        started = time.perf_counter()
+        segment, view = divmod(k, self.per_segment)
+        feed = self.inputs.setdefault(segment, {})
+        feed[self.plans[k].view.name] = array
+        self.repeated[segment] = self.repeated.get(segment, 0) + repeated
+        if len(feed) == self.per_segment:
+            del self.inputs[segment]
+            self.done[segment] = self._score(segment, feed)
+        self.seconds += time.perf_counter() - started
+
+    def _score(self, segment: int, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+        start, end = self.ranges[segment]
+        name = f"{self.info.path} [frames {start}-{end - 1}]"
+        scores, _ = self.pipeline._aggregate(self.pipeline._infer(feed), name)
+        warnings = list(self.notes[segment])
+        if self.repeated[segment]:
+            warnings.append(f"the stream ended before this segment's last frame; {self.repeated[segment]} sampled "
+                            "frame(s) repeat the last decoded one")
+        start_s, end_s = segment_times(self.info, start, end)
+        return {"start_frame": start, "end_frame": end, "start_s": start_s, "end_s": end_s, "scores": scores,
+                "warnings": warnings}
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return [self.done[k] for k in sorted(self.done)]
 
 
 def _name_of(video: Any) -> str:

@@ -49,6 +49,36 @@ def test_the_table_says_what_the_scores_do_not(small_clip, probe_model):
     assert proc.stderr == "" and json.loads(proc.stdout)["warnings"]
 
 
+def test_scores_over_time(small_clip, probe_model, tmp_path):
+    """--every: the segments' rows under their video in the table, in the JSON and as CSV rows with their
+    times; the whole video's scores as without it; warnings the whole video already gives are not repeated."""
+    plain = json.loads(run_cli("score", small_clip, "--model", probe_model, "--json", "--quiet").stdout)
+    assert plain["segments"] == []
+    proc = run_cli("score", small_clip, "--model", probe_model, "--json", "--quiet", "--every", "0.5")
+    row = json.loads(proc.stdout)
+    assert proc.returncode == 0 and row["scores"] == plain["scores"]
+    spans = [(g["start_frame"], g["end_frame"], g["start_s"], g["end_s"]) for g in row["segments"]]
+    assert spans == [(0, 10, 0.0, 0.5), (10, 20, 0.5, 1.0), (20, 30, 1.0, 1.5), (30, 40, 1.5, 2.0)]  # 20 fps
+    assert all(set(g["scores"]) == set(row["scores"]) and g["warnings"] == [] for g in row["segments"])
+
+    out = tmp_path / "over-time.csv"
+    proc = run_cli("score", small_clip, "--model", probe_model, "--every", "0.5", "--csv", out)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.splitlines()
+    at = next(i for i, line in enumerate(table) if line.startswith("small.mp4"))
+    assert [line.split()[0] for line in table[at + 1:at + 5]] == ["0.00-0.50", "0.50-1.00", "1.00-1.50", "1.50-2.00"]
+    assert proc.stderr.count("warning") == 1  # the upscaling, once
+    lines = out.read_text().splitlines()
+    assert lines[0] == "video,start_s,end_s,overall,color,noise,artifact,blur,temporal,time_s,error,warnings"
+    assert len(lines) == 6 and lines[1].startswith(f"{small_clip},,,") and lines[2].startswith(f"{small_clip},0.0,0.5,")
+
+    for bad in ("0", "-1", "nan"):
+        proc = run_cli("score", small_clip, "--model", probe_model, "--every", bad)
+        assert proc.returncode == 1 and proc.stderr.startswith("edgevqa: error: --every must be a positive number")
+    proc = run_cli("score", small_clip, "--model", probe_model, "--every", "soon")
+    assert proc.returncode == 2 and "invalid float value" in proc.stderr
+
+
 def test_one_failure_does_not_stop_the_others(small_clip, probe_model, tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 100)

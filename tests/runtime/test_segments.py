@@ -218,3 +218,22 @@ def test_pipeline_refuses_a_bad_segment_length():
 
     with pytest.raises(PlanError, match="positive number of seconds"):
         Pipeline(segment_seconds=-2)
+
+
+def test_segments_of_a_damaged_stream_come_from_the_single_threaded_decode(tmp_path, probe_model):
+    """A damaged stream is decoded a second time on one thread: its segments are scored from that pass only
+    (not twice, not mixed with the first), so they repeat like the whole video's scores."""
+    from test_decode import _damaged_ts
+
+    from edgevqa.pipeline import Pipeline
+
+    _, damaged = _damaged_ts(tmp_path)
+    with Pipeline(probe_model, segment_seconds=0.5) as pipe:
+        results = [pipe.score(damaged) for _ in range(3)]
+    with Pipeline(probe_model, segment_seconds=0.5, decode_threads=1) as pipe:
+        single = pipe.score(damaged)
+    assert "decoded again on one thread" in " ".join(results[0].warnings)
+    ranges = [(g["start_frame"], g["end_frame"]) for g in results[0].segments]
+    assert len(ranges) > 1 and len(set(ranges)) == len(ranges) and ranges[-1][1] == results[0].info["num_frames"]
+    assert all(r.segments == results[0].segments for r in results)
+    assert single.segments == results[0].segments

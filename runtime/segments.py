@@ -67,5 +67,7 @@ def segment_plans(views: Sequence[ViewSpec], info: VideoInfo, start: int, end: i
 
 
 def segment_times(info: VideoInfo, start: int, end: int) -> tuple[float, float]:
-    """Start and end of frames ``[start, end)`` in seconds from the first frame."""
+    """Start and end of frames ``[start, end)`` in seconds from the first frame: frame numbers over the
+    stream's frame rate, exact for a constant frame rate (segments are cut by frame count; a variable-rate
+    stream's segments last what their frames last)."""
     return start / info.fps, end / info.fps

@@ -74,7 +74,7 @@ def pin_cpu_code_paths() -> bool:
     return True
 
 MODEL_NAME = "edgevqa-default"
-MODEL_VERSION = "2.7"
+MODEL_VERSION = "2.8"
 TARGET_CENTRE = 50.0
 TARGET_SCALE = 25.0
 MAX_ONNX_BYTES = 10 * 1024 * 1024

@@ -204,7 +204,8 @@ class Pipeline:
     def prepare(self, video: Any) -> PreparedVideo:
         """Decode, plan and sample one video: exactly the model input inference sees.
 
-        Thread-safe (touches no shared state) and needs no active model; calibration uses it directly.
+        Thread-safe (touches no shared state) and needs no active model; calibration uses it directly. With
+        ``segment_seconds`` it activates the model: the segments are scored during the decode pass.
         """
         timings: dict[str, float] = {}
         warnings: list[str] = []
@@ -248,16 +249,16 @@ class Pipeline:
                                 f"frames its container declares; {sampled.repeated_slots} sampled frame(s) repeat "
                                 "the last one")
             t3 = time.perf_counter()
-        segment_seconds = segments.seconds if segments else 0.0
-        timings["decode"] = (t1 - t0) + (t3 - t2) - sampled.sample_seconds - segment_seconds
+        segment_time = segments.seconds if segments is not None else 0.0
+        timings["decode"] = (t1 - t0) + (t3 - t2) - sampled.sample_seconds - segment_time
         timings["plan"] = t2 - t1
         timings["sample"] = sampled.sample_seconds
-        if segments:
-            timings["segments"] = segment_seconds  # their inference and aggregation, inside the decode pass
+        if segments is not None:
+            timings["segments"] = segment_time  # their inference and aggregation, inside the decode pass
         feed = {plan.view.name: buf for plan, buf in zip(plans, sampled.arrays)}
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
-                             segments=segments.results if segments else [])
+                             segments=segments.results if segments is not None else [])
 
     def finish(self, prepared: PreparedVideo) -> Result:
         """Run the model on a prepared video and aggregate its outputs into scores."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import sys
 from typing import Any
 
-from .errors import EdgeVQAError
+from .errors import EdgeVQAError, PlanError
 from .pipeline import BACKENDS, Pipeline
+from .segments import check_segment_seconds
 from .video_files import no_videos_error, videos_in_folder
 
 
@@ -155,9 +155,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _every(seconds: float | None) -> float | None:
-    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
-        raise EdgeVQAError(f"--every must be a positive number of seconds, got {seconds:g}")
-    return seconds
+    if seconds is None:
+        return None
+    try:
+        return check_segment_seconds(seconds)
+    except PlanError:  # the same check as the pipeline's, in the flag's words
+        raise EdgeVQAError(f"--every must be a positive number of seconds, got {seconds:g}") from None
 
 
 def _write_csv(path: str, rows: list[dict[str, Any]], dims: list[str], segments: bool) -> None:

@@ -362,7 +362,7 @@ class _SegmentScorer:
 
     def ready(self, k: int, array: np.ndarray, repeated: int) -> None:
         started = time.perf_counter()
-        segment, view = divmod(k, self.per_segment)
+        segment = k // self.per_segment
         feed = self.inputs.setdefault(segment, {})
         feed[self.plans[k].view.name] = array
         self.repeated[segment] = self.repeated.get(segment, 0) + repeated

@@ -6,7 +6,13 @@ The pipeline decodes only the frames a plan names plus what the codec needs to r
 H.264 clip (libx264's default keyframe interval, 250 frames) both ways with the same model, alternating, and
 reports the medians, the frames that went through the codec, and whether the scores are identical.
 
+``--every S [S ...]`` also scores the clip over time (`Pipeline(segment_seconds=S)`) and reports, for each S,
+the time, the frames decoded, the segments, the peak of the memory Python and NumPy allocate during one score
+(tracemalloc; the whole-video score's own peak first, for comparison), and whether the whole video's scores
+stayed as they were.
+
     python bench/long_video_speed.py [--seconds 120] [--clip long.mp4] [--model M.onnx] [--repeats 3]
+                                     [--every 10 2]
 """
 
 from __future__ import annotations
@@ -57,6 +63,40 @@ def score_once(pipeline, clip: str, min_gap: int) -> tuple[float, dict, int, int
     return seconds, result.scores, counts["seeks"], counts["through"]
 
 
+def segments_report(model: str | None, clip: str, every: list[float], repeats: int) -> bool:
+    """Print the over-time rows (see the module docstring); True when no whole-video score moved."""
+    import tracemalloc
+
+    from edgevqa.pipeline import Pipeline
+
+    def peak_bytes(pipeline) -> int:
+        tracemalloc.start()
+        try:
+            pipeline.score(clip)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    with Pipeline(model) as whole:
+        reference = whole.score(clip)
+        print(f"whole video only            {reference.timings['total']:7.2f} s   {reference.frames_decoded:6d} frames "
+              f"decoded, peak {peak_bytes(whole) / 2**20:6.1f} MiB allocated")
+    unchanged = True
+    for seconds in every:
+        with Pipeline(model, segment_seconds=seconds) as pipeline:
+            runs = [pipeline.score(clip) for _ in range(max(1, repeats))]
+            result = runs[0]
+            unchanged &= all(r.scores == reference.scores for r in runs)
+            elapsed = statistics.median(r.timings["total"] for r in runs)
+            label = f"every {seconds:g} s"
+            print(f"{label:28s}{elapsed:7.2f} s   "
+                  f"{result.frames_decoded:6d} frames decoded, {len(result.segments)} segments "
+                  f"({result.timings['segments']:.2f} s scoring them), peak {peak_bytes(pipeline) / 2**20:6.1f} MiB "
+                  "allocated")
+    print(f"whole-video scores unchanged with segments: {unchanged}")
+    return unchanged
+
+
 def main(argv: list[str] | None = None) -> int:
     from edgevqa.decode import PyAVDecoder
     from edgevqa.pipeline import Pipeline
@@ -66,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", help="score this clip (generated there first when it does not exist)")
     parser.add_argument("--model", default=None, help="model (default: the shipped default model)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--every", type=float, nargs="*", default=[], metavar="SECONDS",
+                        help="also score over time with segments of these lengths")
     args = parser.parse_args(argv)
     clip = args.clip or os.path.join(tempfile.gettempdir(), f"edgevqa-long-{int(args.seconds)}s.mp4")
     if not os.path.exists(clip):
@@ -91,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{seeking[0][2]} seeks")
     print(f"speed-up                    {s_time / k_time:7.1f} x")
     print(f"scores identical: {same} (overall {seeking[0][1].get('overall', float('nan')):.2f})")
+    if args.every:
+        same &= segments_report(args.model, clip, args.every, args.repeats)
     return 0 if same else 1
 
 

@@ -20,7 +20,8 @@ def test_host_bench_reports_its_ratios_and_the_floor(dtype, capsys):
     assert f"view: fragments 7x7x32 {dtype}" in out
     assert "C == reference bit for bit: True" in out
     for label in ("decode (PyAV, 6 frames)", "C from YUV", "NumPy reference", "RGB convert (swscale) + slice",
-                  "decode CPU time (all its threads)", "output bytes alone (warm copy)"):
+                  "decode CPU time (all its threads)", "C on stored frames during decode",
+                  "output bytes alone (warm copy)"):
         assert re.search(re.escape(label) + r"\s+[0-9.]+ ms/frame", out), label
     for label in ("C vs RGB convert + slice", "C vs NumPy reference"):
         assert re.search(re.escape(label) + r"\s+[0-9.]+ x faster", out), label

@@ -20,6 +20,7 @@ from .errors import EdgeVQAError
 # name -> module holding register(); a module that is not present (an optional part) is skipped.
 COMMAND_MODULES = (
     "edgevqa.cli_score",       # score
+    "edgevqa.cli_batch",       # batch
     "edgevqa.cli_info",        # info
     "edgevqa.export.cli",      # export
     "edgevqa.calib.cli",       # quantize

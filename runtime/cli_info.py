@@ -76,7 +76,8 @@ def collect_info() -> dict[str, Any]:
         "optional": {name: _version(dist) if _importable(mod) else None
                      for name, mod, dist in (("torch", "torch", "torch"), ("tensorrt", "tensorrt", "tensorrt"),
                                              ("nvidia-dali", "nvidia.dali", "nvidia-dali-cuda130"),
-                                             ("cuda-python", "cuda", "cuda-python"), ("scipy", "scipy", "scipy"))},
+                                             ("cuda-python", "cuda", "cuda-python"), ("scipy", "scipy", "scipy"),
+                                             ("ray", "ray", "ray"))},
     }
     return info
 

@@ -53,14 +53,15 @@ def expand_folders(items: list[str]) -> list[str]:
     return videos
 
 
-def _check_csv_target(path: str, videos: list[str], force: bool) -> None:
+def check_output_target(path: str, videos: list[str], force: bool, flag: str = "--csv") -> None:
+    """A file the command may write: not an input video, not a folder, not an existing file unless ``force``."""
     target = os.path.abspath(path)
     if any(os.path.abspath(v) == target for v in videos):
-        raise EdgeVQAError(f"--csv {path}: is one of the input videos; choose another file")
+        raise EdgeVQAError(f"{flag} {path}: is one of the input videos; choose another file")
     if os.path.isdir(path):
-        raise EdgeVQAError(f"--csv {path}: is a directory")
+        raise EdgeVQAError(f"{flag} {path}: is a directory")
     if os.path.exists(path) and not force:
-        raise EdgeVQAError(f"--csv {path}: already exists; add --force to replace it")
+        raise EdgeVQAError(f"{flag} {path}: already exists; add --force to replace it")
 
 
 def _segment_label(segment: dict[str, Any]) -> str:
@@ -89,7 +90,7 @@ def _format_table(rows: list[dict[str, Any]], dims: list[str]) -> str:
     return "\n".join(lines)
 
 
-class _Progress:
+class Progress:
     """A one-line progress indicator on stderr (redrawn on a terminal, one line per video otherwise)."""
 
     def __init__(self, total: int, enabled: bool):
@@ -118,11 +119,11 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
     args.videos = expand_folders(args.videos)
     if args.csv:
-        _check_csv_target(args.csv, args.videos, args.force)
+        check_output_target(args.csv, args.videos, args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
-                        plan_mode=args.plan_mode, device=args.device, segment_seconds=_every(args.every))
+                        plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every))
     rows: list[dict[str, Any]] = []
-    progress = _Progress(len(args.videos), not args.quiet)
+    progress = Progress(len(args.videos), not args.quiet)
     failed = 0
     with pipeline:
         for result in pipeline.score_many(args.videos):
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _every(seconds: float | None) -> float | None:
+def every_seconds(seconds: float | None) -> float | None:
     if seconds is None:
         return None
     try:
@@ -163,16 +164,27 @@ def _every(seconds: float | None) -> float | None:
         raise EdgeVQAError(f"--every must be a positive number of seconds, got {seconds:g}") from None
 
 
+def csv_header(dims: list[str], segments: bool) -> list[str]:
+    return ["video"] + (["start_s", "end_s"] if segments else []) + dims + ["time_s", "error", "warnings"]
+
+
+def csv_rows(r: dict[str, Any], dims: list[str], segments: bool) -> list[list[Any]]:
+    """The CSV rows of one result (`Result.to_dict`): the video's, then with ``segments`` one per segment, whose
+    start_s and end_s columns are empty on the video's row."""
+    span = [""] * 2 if segments else []
+    rows = [[r["video"]] + span + [r["scores"].get(d, "") for d in dims]
+            + [r["timings"].get("total", ""), r["error"] or "", "; ".join(r.get("warnings") or [])]]
+    for g in r.get("segments") or [] if segments else []:
+        rows.append([r["video"], g["start_s"], g["end_s"]] + [g["scores"][d] for d in dims]
+                    + ["", "", "; ".join(g["warnings"])])
+    return rows
+
+
 def _write_csv(path: str, rows: list[dict[str, Any]], dims: list[str], segments: bool) -> None:
     """One row per video; with ``segments``, two more columns (start_s, end_s: empty for the whole video) and a
     row per segment after its video's row."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        span = ["start_s", "end_s"] if segments else []
-        writer.writerow(["video"] + span + dims + ["time_s", "error", "warnings"])
+        writer.writerow(csv_header(dims, segments))
         for r in rows:
-            writer.writerow([r["video"]] + [""] * len(span) + [r["scores"].get(d, "") for d in dims]
-                            + [r["timings"].get("total", ""), r["error"] or "", "; ".join(r.get("warnings") or [])])
-            for g in r.get("segments") or [] if segments else []:
-                writer.writerow([r["video"], g["start_s"], g["end_s"]] + [g["scores"][d] for d in dims]
-                                + ["", "", "; ".join(g["warnings"])])
+            writer.writerows(csv_rows(r, dims, segments))

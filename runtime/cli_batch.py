@@ -1,0 +1,223 @@
+"""``edgevqa batch``: score a large set of videos on Ray Data (`edgevqa.batch`) into one JSON lines, CSV or
+Parquet file, written as the rows arrive, in input order."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from .cli_score import Progress, check_output_target, csv_header, csv_rows, every_seconds, expand_folders
+from .errors import EdgeVQAError
+from .pipeline import BACKENDS
+
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "batch", help="score a large set of videos on Ray Data (a pool of actors, local or on a cluster)",
+        description="Score many videos on Ray Data: each actor holds one pipeline, the rows are written to --out "
+                    "in input order as they arrive. Needs the 'ray' extra; every node of a cluster needs edgevqa "
+                    "and must see the videos and the model at the same paths.")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files, folders (every video under them) or URLs")
+    p.add_argument("--list", metavar="FILE", dest="video_list",
+                   help="also score the videos named in this file, one per line ('#' starts a comment)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="where the scores go: .jsonl (one `score --json` object per video), .csv (as `score --csv`) "
+                        "or .parquet (one row per video, a column per score, the whole result as JSON)")
+    p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
+    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    p.add_argument("--actors", type=int, default=None,
+                   help="pipelines scoring at once (default: the cluster's CPUs over --cpus-per-actor)")
+    p.add_argument("--cpus-per-actor", type=int, default=1,
+                   help="CPUs each actor reserves; its decoder and inference use that many threads (default 1)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs each actor reserves (GPU backends)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join, e.g. 'auto' or ray://host:10001 (default: $RAY_ADDRESS, else a local "
+                        "Ray started for this run)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
+    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
+                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
+    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
+    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+    p.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                   help="also score consecutive segments of this many seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run, trailing_positionals="videos")
+
+
+def read_video_list(path: str) -> list[str]:
+    """The videos a list file names: one per line, blank lines and '#' comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise EdgeVQAError(f"--list {path}: no such file") from None
+    except IsADirectoryError:
+        raise EdgeVQAError(f"--list {path}: is a directory, not a list of videos") from None
+    except UnicodeDecodeError:
+        raise EdgeVQAError(f"--list {path}: not a UTF-8 text file of video paths") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def output_format(path: str) -> str:
+    fmt = OUTPUT_FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt is None:
+        raise EdgeVQAError(f"--out {path}: say the format by the extension: {', '.join(OUTPUT_FORMATS)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise EdgeVQAError(f"--out {path}: folder {folder} does not exist")
+    return fmt
+
+
+class ScoreWriter:
+    """Writes result rows to ``path + '.partial'`` and renames it to ``path`` when every row is in, so an
+    interrupted run never leaves a file that looks complete (nor replaces the one asked for)."""
+
+    def __init__(self, path: str, fmt: str, dims: list[str], segments: bool):
+        self.path, self.fmt, self.dims, self.segments = path, fmt, dims, segments
+        self.partial = path + ".partial"
+        self._parquet: Any = None
+        self._pending: list[dict[str, Any]] = []
+        if fmt == "parquet":
+            import pyarrow.parquet as pq  # Ray Data's own dependency
+
+            self._parquet = pq.ParquetWriter(self.partial, self._schema())
+            self._fh = None
+        else:
+            self._fh = open(self.partial, "w", newline="", encoding="utf-8")
+            if fmt == "csv":
+                self._csv = csv.writer(self._fh)
+                self._csv.writerow(csv_header(dims, segments))
+
+    def _schema(self) -> Any:
+        import pyarrow as pa
+
+        fields = [("video", pa.string()), ("ok", pa.bool_()), ("error", pa.string())]
+        fields += [(d, pa.float64()) for d in self.dims]
+        fields += [("warnings", pa.list_(pa.string())), ("frames_decoded", pa.int64()), ("seconds", pa.float64()),
+                   ("model", pa.string()), ("model_version", pa.string()), ("result", pa.string())]
+        return pa.schema(fields)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fmt == "parquet":
+            self._pending.append(row)
+            if len(self._pending) >= 256:
+                self._flush()
+            return
+        record = json.loads(row["result"])
+        if self.fmt == "jsonl":
+            self._fh.write(json.dumps(record, sort_keys=True) + "\n")
+        else:
+            self._csv.writerows(csv_rows(record, self.dims, self.segments))
+        self._fh.flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            schema = self._schema()
+            columns = {name: [_cell(r[name]) for r in self._pending] for name in schema.names}
+            self._parquet.write_table(pa.table(columns, schema=schema))
+            self._pending = []
+
+    def finish(self) -> None:
+        self.close()
+        os.replace(self.partial, self.path)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._flush()
+            self._parquet.close()
+            self._parquet = None
+        elif self._fh is not None and not self._fh.closed:
+            self._fh.close()
+
+
+def _cell(value: Any) -> Any:
+    """A row value as Arrow takes it: Ray hands lists back as NumPy arrays and numbers as NumPy scalars."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _ray_failure(exc: BaseException) -> EdgeVQAError | None:
+    """The user error behind a Ray failure (an actor whose pipeline could not start, say), if there is one."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, EdgeVQAError):
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return None
+
+
+def _quiet_ray() -> None:
+    """Ray's own chatter (execution plans, progress bars) off stderr, where this command reports; a
+    failure still comes back as an exception. A user's own setting of these variables is kept."""
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import batch
+
+    videos = expand_folders(list(args.videos) + (read_video_list(args.video_list) if args.video_list else []))
+    if not videos:
+        raise EdgeVQAError("no videos to score: name files or folders, or give --list FILE")
+    fmt = output_format(args.out)
+    check_output_target(args.out, videos, args.force, flag="--out")
+    if args.cpus_per_actor < 1:
+        raise EdgeVQAError(f"--cpus-per-actor must be at least 1, got {args.cpus_per_actor}")
+    if args.actors is not None:
+        batch.check_actor_count(args.actors)
+    segments = every_seconds(args.every)
+    from .manifest import load_manifest
+    from .pipeline import resolve_model
+
+    model_path = os.path.abspath(resolve_model(args.model))
+    dims = list(load_manifest(model_path).outputs)
+    ray = batch.import_ray()
+    started = not ray.is_initialized()  # a program calling `main` may have its own Ray running: use that one
+    if started:
+        _quiet_ray()
+        ray.init(address=args.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    writer = None
+    failed = 0
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows reach the file in input order
+        context.enable_progress_bars = False
+        actors = args.actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // args.cpus_per_actor)
+        dataset = batch.score_dataset(videos, model_path, actors=actors, cpus_per_actor=args.cpus_per_actor,
+                                      gpus_per_actor=args.gpus_per_actor, batch_size=1, backend=args.backend,
+                                      threads=args.cpus_per_actor, decode_threads=args.cpus_per_actor,
+                                      seed=args.seed, plan_mode=args.plan_mode, device=args.device,
+                                      segment_seconds=segments)
+        writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None)
+        progress = Progress(len(videos), not args.quiet)
+        for row in dataset.iter_rows():
+            writer.write(row)
+            failed += not row["ok"]
+            progress.step(row["video"], bool(row["ok"]))
+            if not row["ok"] and not args.quiet:
+                print(f"edgevqa: error: {row['error']}", file=sys.stderr)
+        writer.finish()
+    except ray.exceptions.RayError as exc:
+        cause = _ray_failure(exc)
+        raise (cause or EdgeVQAError(f"batch scoring failed in Ray: {exc}")) from exc
+    finally:
+        if writer is not None:
+            writer.close()
+        if started:
+            ray.shutdown()
+    if not args.quiet:
+        print(f"edgevqa: {len(videos) - failed} of {len(videos)} video(s) scored with {os.path.basename(model_path)} "
+              f"on {actors} actor(s); {failed} failed; wrote {args.out}", file=sys.stderr)
+    return 1 if failed else 0

@@ -21,6 +21,7 @@ from .errors import EdgeVQAError
 COMMAND_MODULES = (
     "edgevqa.cli_score",       # score
     "edgevqa.cli_batch",       # batch
+    "edgevqa.cli_watch",       # watch
     "edgevqa.cli_info",        # info
     "edgevqa.export.cli",      # export
     "edgevqa.calib.cli",       # quantize

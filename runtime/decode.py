@@ -96,9 +96,11 @@ class PyAVDecoder:
     seeks = 0  # seeks made
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
-    def __init__(self, source: Any, threads: int = 0):
+    def __init__(self, source: Any, threads: int = 0, live: bool = False):
         self.name = _describe(source)
         self._threads = threads
+        # A live source (a stream still playing, a growing file) is never read ahead to count its frames.
+        self._live = live
         av = _import_av()
         self._av = av
         if isinstance(source, (str, os.PathLike)):
@@ -191,7 +193,7 @@ class PyAVDecoder:
         fps = _frame_rate(stream)
         duration = _duration_seconds(stream, self._container)
         num_frames, source = int(stream.frames or 0), "container"
-        if num_frames <= 0 and self._reopenable is not None:
+        if num_frames <= 0 and self._reopenable is not None and not self._live:
             num_frames, source = self._count_packets(), "packets"
         if num_frames <= 0 and duration > 0 and fps > 0:
             num_frames, source = int(round(duration * fps)), "duration"

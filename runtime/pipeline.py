@@ -305,6 +305,15 @@ class Pipeline:
         self.activate()
         return self.finish(self.prepare(video))
 
+    def score_stream(self, source: Any, seconds: float, max_segments: int | None = None):
+        """Score a live stream (URL, pipe, file object or path) segment by segment as it plays: returns
+        `edgevqa.live.StreamScores`, whose iteration yields each segment's dict (as in `Result.segments`, plus
+        ``scored_at``) the moment it is scored. A segment's scores equal those `segment_seconds` gives on the
+        whole file."""
+        from .live import StreamScores
+
+        return StreamScores(self, source, seconds, max_segments)
+
     def score_many(self, videos: Iterable[Any], prefetch: int = 2) -> Iterator[Result]:
         """Score videos in order, decoding up to ``prefetch`` videos ahead of inference.
 

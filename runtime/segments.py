@@ -32,20 +32,25 @@ def check_segment_seconds(seconds: Any) -> float:
     return value
 
 
+def segment_length(info: VideoInfo, seconds: float) -> int:
+    """Frames in a segment of ``seconds`` at the stream's frame rate (half a frame rounds up, not to even)."""
+    seconds = check_segment_seconds(seconds)
+    if not info.fps or not math.isfinite(info.fps) or info.fps <= 0:
+        raise PlanError(f"{info.path}: the stream declares no frame rate, so it cannot be cut into segments of "
+                        f"{seconds:g} s")
+    return max(1, int(math.floor(seconds * info.fps + 0.5)))
+
+
 def segment_ranges(info: VideoInfo, seconds: float) -> list[tuple[int, int]]:
     """Consecutive frame ranges ``[start, end)`` of ``seconds`` each, covering all ``info.num_frames`` frames.
 
     A last piece shorter than half a segment joins the segment before it (a sliver of a few frames would be
     scored as a video of its own, mostly of repeated frames); a video shorter than one segment is one segment.
     """
-    seconds = check_segment_seconds(seconds)
-    if not info.fps or not math.isfinite(info.fps) or info.fps <= 0:
-        raise PlanError(f"{info.path}: the stream declares no frame rate, so it cannot be cut into segments of "
-                        f"{seconds:g} s")
+    length = segment_length(info, seconds)
     total = int(info.num_frames)
     if total < 1:
         raise PlanError(f"{info.path}: video has no frames")
-    length = max(1, int(math.floor(seconds * info.fps + 0.5)))  # half a frame rounds up, not to even
     starts = list(range(0, total, length))
     if len(starts) > 1 and total - starts[-1] < length / 2:
         starts.pop()

@@ -1,0 +1,102 @@
+"""``edgevqa watch``: score a live stream segment by segment as it plays (`edgevqa.live`), printing each
+segment's row (or JSON line, or CSV row) the moment it is scored."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from typing import Any
+
+from .cli_score import check_output_target, every_seconds
+from .errors import EdgeVQAError, VideoDecodeError
+from .pipeline import BACKENDS, Pipeline
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "watch", help="score a live stream (URL, pipe, growing file) segment by segment as it plays",
+        description="Score a stream as it plays: every --every seconds of video is scored the moment its frames "
+                    "are in. SOURCE is a URL FFmpeg opens (rtsp://, http://...), a file, or '-' for standard "
+                    "input (a stream format, e.g. `ffmpeg -i rtsp://cam -c copy -f mpegts - | edgevqa watch - "
+                    "--every 10`). Stops at the stream's end, after --segments, or on Ctrl-C.")
+    p.add_argument("source", metavar="SOURCE", help="stream URL, file, or '-' for standard input")
+    p.add_argument("--every", type=float, required=True, metavar="SECONDS", help="segment length in seconds")
+    p.add_argument("--segments", type=int, default=None, metavar="N", help="stop after N segments")
+    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per segment per line")
+    p.add_argument("--csv", metavar="FILE", help="also append each segment's row to this CSV file as it is scored")
+    p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
+    p.add_argument("--seed", type=int, default=None,
+                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
+    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
+                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
+    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
+    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+    p.set_defaults(func=run)
+
+
+def _label(segment: dict[str, Any]) -> str:
+    return f"{segment['start_s']:.2f}-{segment['end_s']:.2f} s"
+
+
+def run(args: argparse.Namespace) -> int:
+    seconds = every_seconds(args.every)
+    if args.segments is not None and args.segments < 1:
+        raise EdgeVQAError(f"--segments must be at least 1, got {args.segments}")
+    if args.threads is not None and args.threads < 1:
+        raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
+    source: Any = sys.stdin.buffer if args.source == "-" else args.source
+    if args.csv:
+        check_output_target(args.csv, [] if args.source == "-" else [args.source], args.force)
+    pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
+                        plan_mode=args.plan_mode, device=args.device)
+    dims = list(pipeline.manifest.outputs)
+    widths = [max(8, len(d)) for d in dims]
+    csv_file: Any = None
+    writer: Any = None
+    stream = pipeline.score_stream(source, seconds, args.segments)
+    count = 0
+    interrupted = False
+    try:
+        with pipeline:
+            for segment in stream:
+                if count == 0 and not args.json:
+                    print(f"model: {pipeline.manifest.name} {pipeline.manifest.version} ({pipeline.model_path})")
+                    print(f"source: {stream.name}")
+                    print("  ".join(["segment".ljust(17)] + [d.ljust(w) for d, w in zip(dims, widths)]), flush=True)
+                if count == 0 and args.csv:  # made at the first row, so a stream that never plays leaves no file
+                    csv_file = open(args.csv, "w", newline="", encoding="utf-8")
+                    writer = csv.writer(csv_file)
+                    writer.writerow(["video", "start_s", "end_s"] + dims + ["warnings"])
+                count += 1
+                if args.json:
+                    print(json.dumps(dict(segment, video=stream.name), sort_keys=True), flush=True)
+                else:
+                    cells = [f"{segment['scores'][d]:.2f}".ljust(w) for d, w in zip(dims, widths)]
+                    print("  ".join([_label(segment).ljust(17)] + cells), flush=True)
+                for warning in segment["warnings"]:
+                    print(f"edgevqa: warning: {stream.name} [{_label(segment)}]: {warning}", file=sys.stderr)
+                if writer:
+                    writer.writerow([stream.name, segment["start_s"], segment["end_s"]]
+                                    + [segment["scores"][d] for d in dims] + ["; ".join(segment["warnings"])])
+                    csv_file.flush()
+    except VideoDecodeError as exc:
+        if args.source == "-" and count == 0:
+            raise VideoDecodeError(f"{exc}; on standard input send a stream format such as MPEG-TS or Matroska "
+                                   "(ffmpeg ... -f mpegts -): MP4 and MOV need a seekable file") from exc
+        raise
+    except KeyboardInterrupt:
+        interrupted = True  # the way a user stops watching: what was scored is printed and written
+    finally:
+        if csv_file:
+            csv_file.close()
+    for note in stream.notes:
+        print(f"edgevqa: warning: {stream.name}: {note}", file=sys.stderr)
+    if interrupted:
+        print(f"edgevqa: stopped after {count} segment(s)", file=sys.stderr)
+    elif count == 0:
+        raise EdgeVQAError(f"{stream.name}: the stream ended before a segment of {seconds:g} s could be scored")
+    return 0

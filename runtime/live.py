@@ -1,0 +1,150 @@
+"""Scoring a stream as it plays: consecutive segments of a few seconds, each scored as soon as its frames are in.
+
+A live source (an RTSP or HLS URL FFmpeg opens, a pipe such as ``ffmpeg ... -f mpegts - | edgevqa watch -``,
+a camera's recording) has no known length, so the whole video cannot be planned ahead as `Pipeline.score`
+plans it. Here each segment of ``seconds`` is planned as a video of its own (`edgevqa.segments.segment_plans`)
+when its first frame arrives, every decoded frame is sampled into the segments that use it and then released,
+and a segment is scored the moment its last planned frame is sampled. Memory stays at one segment's inputs;
+a segment's scores equal those of the same segment of `Pipeline(segment_seconds=...)` on the whole file.
+
+The stream's end: a last piece of at least half a segment is scored with the missing positions repeating the
+last frame (its warnings say how many, as for segments of a file); a shorter one is not scored, and
+`StreamScores.unscored_frames` says how many frames it held.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgevqa import kernels
+
+from .decode import PyAVDecoder
+from .errors import PlanError, VideoDecodeError
+from .segments import check_segment_seconds, segment_length, segment_plans, segment_times
+
+
+class _OpenSegment:
+    """The inputs of one segment being filled: each view's buffer, and which of its positions each frame feeds."""
+
+    def __init__(self, number: int, start: int, end: int, plans: list, dtype_of):
+        self.number, self.start, self.end, self.plans = number, start, end, plans
+        self.arrays = [np.empty(p.output_shape, dtype=dtype_of(p)) for p in plans]
+        self.users: dict[int, list[tuple[int, int]]] = {}
+        for k, plan in enumerate(plans):
+            for slot, frame in enumerate(plan.frame_indices):
+                self.users.setdefault(int(frame), []).append((k, slot))
+        self.filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
+        self.missing = sum(len(p.frame_indices) for p in plans)
+        self.scored = False
+
+    def sample(self, frame: Any, conversion: Any) -> None:
+        for k, slot in self.users.get(frame.index, ()):
+            kernels.sample_frame(frame.planes, self.plans[k], slot, conversion, self.arrays[k])
+            self.filled[k][slot] = True
+            self.missing -= 1
+
+    def repeat_last(self, frame: Any, conversion: Any) -> int:
+        """Fills every position not sampled yet with ``frame``; returns how many there were."""
+        repeated = 0
+        for k, plan in enumerate(self.plans):
+            for slot in np.nonzero(~self.filled[k])[0]:
+                kernels.sample_frame(frame.planes, plan, int(slot), conversion, self.arrays[k])
+                repeated += 1
+        self.missing = 0
+        return repeated
+
+
+class StreamScores:
+    """Iterating yields one dict per segment as it is scored (the keys of `Result.segments`, plus
+    ``scored_at``: the wall-clock time, seconds since the epoch). ``max_segments`` stops after that many."""
+
+    def __init__(self, pipeline: Any, source: Any, seconds: float, max_segments: int | None = None):
+        self.pipeline = pipeline
+        self.source = source
+        self.seconds = check_segment_seconds(seconds)
+        if max_segments is not None and (isinstance(max_segments, bool) or not isinstance(max_segments, int)
+                                         or max_segments < 1):
+            raise PlanError(f"max_segments must be a whole number of at least 1, got {max_segments!r}")
+        self.max_segments = max_segments
+        self.name = ""
+        self.info = None
+        self.frames_decoded = 0
+        self.unscored_frames = 0  # frames of a last piece too short to score
+        self.notes: list[str] = []  # what concerns the whole stream (the view's notes, the stream's end)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        pipeline = self.pipeline
+        pipeline.activate()
+        with PyAVDecoder(self.source, threads=pipeline.decode_threads, live=True) as decoder:
+            self.name, info = decoder.name, decoder.info
+            self.info = info
+            length = segment_length(info, self.seconds)
+            views = pipeline.manifest.views
+            first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
+            self.notes = [n for p in first_plans for n in p.notes]
+            conversion = None
+            current: _OpenSegment | None = None
+            last_frame = None
+            damage_seen = 0
+            scored = 0
+            for frame in decoder.frames(None):
+                self.frames_decoded += 1
+                if (frame.height, frame.width) != (info.height, info.width):
+                    raise VideoDecodeError(f"{self.name}: frame {frame.index} is {frame.width}x{frame.height}, the "
+                                           f"stream started at {info.width}x{info.height} (resolution changes "
+                                           "mid-stream are not supported)")
+                if conversion is None:
+                    conversion = kernels.conversion_for_frame(frame)
+                number = frame.index // length
+                if current is None or current.number != number:
+                    # Frames are numbered in decode order with no gaps, so the segment before is complete and
+                    # scored by now: its plans read only its own frames.
+                    start = number * length
+                    plans = (first_plans if number == 0 else
+                             segment_plans(views, info, start, start + length, pipeline.seed, pipeline.plan_mode))
+                    current = _OpenSegment(number, start, start + length, plans, self._dtype)
+                current.sample(frame, conversion)
+                last_frame = frame
+                if current.missing == 0 and not current.scored:
+                    yield self._score(current, 0, decoder.corrupt_packets - damage_seen)
+                    damage_seen = decoder.corrupt_packets
+                    current.scored = True
+                    scored += 1
+                    if self.max_segments and scored >= self.max_segments:
+                        return
+            if last_frame is None:
+                raise VideoDecodeError(f"{self.name}: no frame could be decoded")
+            if current is not None and not current.scored:
+                held = last_frame.index + 1 - current.start
+                if held * 2 >= length:
+                    current.end = last_frame.index + 1
+                    repeated = current.repeat_last(last_frame, conversion)
+                    yield self._score(current, repeated, decoder.corrupt_packets - damage_seen)
+                else:
+                    self.unscored_frames = held
+                    self.notes.append(f"the stream ended {held} frame(s) into a segment of {length}: too short "
+                                      "to score (under half a segment)")
+            if decoder.decode_error:
+                self.notes.append(decoder.decode_error)
+
+    def _dtype(self, plan: Any) -> np.dtype:
+        return np.dtype(plan.view.dtype)
+
+    def _score(self, segment: _OpenSegment, repeated: int, damaged_packets: int) -> dict[str, Any]:
+        pipeline, info = self.pipeline, self.info
+        start, end = segment.start, segment.end
+        feed = {plan.view.name: array for plan, array in zip(segment.plans, segment.arrays)}
+        scores, _ = pipeline._aggregate(pipeline._infer(feed), f"{self.name} [frames {start}-{end - 1}]")
+        warnings = [n for p in segment.plans for n in p.notes if n not in self.notes]
+        if repeated:
+            warnings.append(f"the stream ended before this segment's last frame; {repeated} sampled frame(s) "
+                            "repeat the last decoded one")
+        if damaged_packets:
+            warnings.append(f"{damaged_packets} damaged packet(s) skipped while this segment was decoded; the score "
+                            "reflects the damage")
+        start_s, end_s = segment_times(info, start, end)
+        return {"start_frame": start, "end_frame": end, "start_s": start_s, "end_s": end_s, "scores": scores,
+                "warnings": warnings, "scored_at": time.time()}

@@ -1,0 +1,151 @@
+"""Scoring a stream as it plays (`edgevqa.live`, `edgevqa watch`): each segment scores exactly as the same
+segment of the whole file does, from a file or a pipe, and is out before the stream ends."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from edgevqa.errors import PlanError
+from edgevqa.pipeline import Pipeline
+from edgevqa.samples import write_clip
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    made = {n: write_clip(folder / f"c{n}.mp4", width=176, height=112, num_frames=n, fps=20, seed=n)
+            for n in (60, 65, 72)}
+    return folder, made
+
+
+def to_mpegts(clip, folder):
+    import av
+
+    out = os.path.join(folder, os.path.basename(clip) + ".ts")
+    with av.open(clip) as src, av.open(out, mode="w", format="mpegts") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = stream
+            dst.mux(packet)
+    return out
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_segments_equal_those_of_the_whole_file(clips, probe_model, seed):
+    _, made = clips
+    with Pipeline(probe_model, seed=seed) as pipeline:
+        stream = pipeline.score_stream(made[60], 1.0)
+        live = list(stream)
+    with Pipeline(probe_model, seed=seed, segment_seconds=1.0) as pipeline:
+        reference = pipeline.score(made[60]).segments
+    assert [(s["start_frame"], s["end_frame"]) for s in live] == [(0, 20), (20, 40), (40, 60)]
+    for got, want in zip(live, reference):
+        assert {k: got[k] for k in want} == want  # frames, times, scores (exactly) and warnings
+    assert stream.frames_decoded == 60 and stream.unscored_frames == 0
+    assert any("upscaled" in n for n in stream.notes)  # said once for the stream, not per segment
+
+
+def test_the_streams_end(clips, probe_model):
+    _, made = clips
+    with Pipeline(probe_model) as pipeline:
+        stream = pipeline.score_stream(made[65], 1.0)
+        live = list(stream)
+        assert len(live) == 3 and stream.unscored_frames == 5
+        assert any("ended 5 frame(s) into a segment of 20" in n for n in stream.notes)
+        stream = pipeline.score_stream(made[72], 1.0)
+        live = list(stream)
+    # 12 frames of 20: scored, the positions past the end repeating the last frame, and said so
+    assert [(s["start_frame"], s["end_frame"]) for s in live][-1] == (60, 72) and live[-1]["end_s"] == 3.6
+    assert "repeat the last decoded one" in " ".join(live[-1]["warnings"])
+    assert not any("repeat" in w for s in live[:-1] for w in s["warnings"])
+
+
+def test_max_segments_stops_decoding(clips, probe_model):
+    _, made = clips
+    with Pipeline(probe_model) as pipeline:
+        stream = pipeline.score_stream(made[72], 1.0, max_segments=2)
+        assert len(list(stream)) == 2 and stream.frames_decoded <= 40
+        with pytest.raises(PlanError, match="max_segments"):
+            pipeline.score_stream(made[72], 1.0, max_segments=0)
+        with pytest.raises(PlanError, match="positive number of seconds"):
+            pipeline.score_stream(made[72], 0)
+
+
+def test_a_pipe_scores_as_the_file(clips, probe_model):
+    folder, made = clips
+    data = open(to_mpegts(made[60], folder), "rb").read()
+    read_end, write_end = os.pipe()
+
+    def feed():
+        with os.fdopen(write_end, "wb") as sink:
+            sink.write(data)
+
+    threading.Thread(target=feed, daemon=True).start()
+    with Pipeline(probe_model) as pipeline, os.fdopen(read_end, "rb") as source:
+        piped = list(pipeline.score_stream(source, 1.0))
+        from_file = list(pipeline.score_stream(made[60], 1.0))
+    assert [s["scores"] for s in piped] == [s["scores"] for s in from_file] and len(piped) == 3
+
+
+def run_cli(*args, stdin=None, timeout=120):
+    proc = subprocess.run([sys.executable, "-m", "edgevqa.cli", *map(os.fspath, args)], capture_output=True,
+                          timeout=timeout, input=stdin)
+    stderr = proc.stderr.decode()
+    assert "Traceback" not in stderr, stderr
+    return proc.returncode, proc.stdout.decode(), stderr
+
+
+def test_cli_prints_each_segment_before_the_stream_ends(tmp_path, probe_model):
+    # 8 s at 10 fps; the first 6 s go in, and a segment must come out before the rest is sent
+    clip = write_clip(tmp_path / "long.mp4", width=96, height=64, num_frames=80, fps=10, seed=4)
+    data = open(to_mpegts(clip, tmp_path), "rb").read()
+    proc = subprocess.Popen([sys.executable, "-m", "edgevqa.cli", "watch", "-", "--every", "2", "--json",
+                             "--model", probe_model], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        proc.stdin.write(data[: len(data) * 3 // 4])
+        proc.stdin.flush()
+        first = json.loads(lines.get(timeout=60))  # out while a quarter of the stream is still to come
+        assert first["start_s"] == 0.0 and first["end_s"] == 2.0 and first["video"] == "<stdin>"
+        proc.stdin.write(data[len(data) * 3 // 4:])
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    rest = []
+    while not lines.empty():
+        rest.append(json.loads(lines.get()))
+    assert [s["start_s"] for s in rest] == [2.0, 4.0, 6.0]
+    with Pipeline(probe_model, segment_seconds=2) as pipeline:
+        assert [s["scores"] for s in [first] + rest] == [s["scores"] for s in pipeline.score(clip).segments]
+
+
+def test_cli_table_csv_and_errors(clips, tmp_path, probe_model):
+    folder, made = clips
+    out = tmp_path / "live.csv"
+    code, stdout, stderr = run_cli("watch", made[65], "--every", "1", "--model", probe_model, "--csv", out)
+    assert code == 0, stderr
+    assert stdout.splitlines()[2].split() == ["segment", "overall", "color", "noise", "artifact", "blur", "temporal"]
+    assert [line.split()[0] for line in stdout.splitlines()[3:]] == ["0.00-1.00", "1.00-2.00", "2.00-3.00"]
+    assert "too short to score" in stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "video,start_s,end_s,overall,color,noise,artifact,blur,temporal,warnings" and len(rows) == 4
+    code, _, stderr = run_cli("watch", made[65], "--every", "1", "--model", probe_model, "--csv", out)
+    assert code == 1 and "already exists" in stderr and len(out.read_text().splitlines()) == 4
+    code, _, stderr = run_cli("watch", "-", "--every", "1", "--model", probe_model, stdin=open(made[60], "rb").read())
+    assert code == 1 and "MPEG-TS" in stderr
+    code, _, stderr = run_cli("watch", made[60], "--every", "0")
+    assert code == 1 and "--every must be" in stderr
+    code, _, stderr = run_cli("watch", made[60], "--every", "1", "--segments", "0")
+    assert code == 1 and "--segments must be" in stderr
+    code, _, stderr = run_cli("watch", tmp_path / "none.ts", "--every", "1", "--csv", tmp_path / "x.csv")
+    assert code == 1 and "no such file" in stderr and not (tmp_path / "x.csv").exists()

@@ -24,6 +24,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("source", metavar="SOURCE", help="stream URL, file, or '-' for standard input")
     p.add_argument("--every", type=float, required=True, metavar="SECONDS", help="segment length in seconds")
     p.add_argument("--segments", type=int, default=None, metavar="N", help="stop after N segments")
+    p.add_argument("--input-format", metavar="NAME",
+                   help="FFmpeg demuxer to read SOURCE with, e.g. rawvideo, mpegts, h264 (default: probed)")
+    p.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an FFmpeg input option, repeatable: video_size=1920x1080, pixel_format=nv12 and "
+                        "framerate=30 for raw frames; rtsp_transport=tcp; timeout=5000000 (microseconds)")
     p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object per segment per line")
     p.add_argument("--csv", metavar="FILE", help="also append each segment's row to this CSV file as it is scored")
@@ -42,6 +47,16 @@ def _label(segment: dict[str, Any]) -> str:
     return f"{segment['start_s']:.2f}-{segment['end_s']:.2f} s"
 
 
+def input_options(items: list[str]) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise EdgeVQAError(f"--input-option {item!r}: write it as KEY=VALUE, e.g. pixel_format=nv12")
+        options[key.strip()] = value
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     seconds = every_seconds(args.every)
     if args.segments is not None and args.segments < 1:
@@ -49,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
     source: Any = sys.stdin.buffer if args.source == "-" else args.source
+    options = input_options(args.input_option)
     if args.csv:
         check_output_target(args.csv, [] if args.source == "-" else [args.source], args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
@@ -57,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(8, len(d)) for d in dims]
     csv_file: Any = None
     writer: Any = None
-    stream = pipeline.score_stream(source, seconds, args.segments)
+    stream = pipeline.score_stream(source, seconds, args.segments, args.input_format,
+                                   options)
     count = 0
     interrupted = False
     try:

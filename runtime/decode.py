@@ -96,8 +96,13 @@ class PyAVDecoder:
     seeks = 0  # seeks made
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
-    def __init__(self, source: Any, threads: int = 0, live: bool = False):
+    def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
+                 input_options: dict[str, str] | None = None):
+        """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
+        ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
+        ``timeout``)."""
         self.name = _describe(source)
+        self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
         self._threads = threads
         # A live source (a stream still playing, a growing file) is never read ahead to count its frames.
         self._live = live
@@ -123,7 +128,7 @@ class PyAVDecoder:
             opened = source
             self._reopenable = None
         try:
-            self._container = av.open(opened, mode="r")
+            self._container = av.open(opened, mode="r", **self._open_arguments)
         except av.FFmpegError as exc:
             raise VideoDecodeError(f"{self.name}: not a readable video ({_ffmpeg_reason(exc)})") from exc
         except (OSError, ValueError) as exc:
@@ -228,7 +233,7 @@ class PyAVDecoder:
         if self._packets is None:
             av = self._av
             try:
-                with av.open(self._second_handle(), mode="r") as other:
+                with av.open(self._second_handle(), mode="r", **self._open_arguments) as other:
                     self._packets = [(packet.pts, bool(packet.is_keyframe), bool(packet.is_discard))
                                      for packet in other.demux(other.streams.video[0]) if packet.size]
             except (av.FFmpegError, OSError, IndexError):
@@ -381,7 +386,7 @@ class PyAVDecoder:
         source = self._second_handle()
         if isinstance(source, io.BytesIO):  # its own buffer object: the packet table's handle stays untouched
             source = io.BytesIO(source.getvalue())
-        self._container = self._av.open(source, mode="r")
+        self._container = self._av.open(source, mode="r", **self._open_arguments)
         self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"

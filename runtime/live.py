@@ -59,11 +59,15 @@ class _OpenSegment:
 
 class StreamScores:
     """Iterating yields one dict per segment as it is scored (the keys of `Result.segments`, plus
-    ``scored_at``: the wall-clock time, seconds since the epoch). ``max_segments`` stops after that many."""
+    ``scored_at``: the wall-clock time, seconds since the epoch). ``max_segments`` stops after that many.
+    ``input_format`` and ``input_options`` go to FFmpeg's demuxer (`PyAVDecoder`): a raw stream of frames
+    needs ``input_format='rawvideo'`` and the options ``video_size``, ``pixel_format`` and ``framerate``."""
 
-    def __init__(self, pipeline: Any, source: Any, seconds: float, max_segments: int | None = None):
+    def __init__(self, pipeline: Any, source: Any, seconds: float, max_segments: int | None = None,
+                 input_format: str | None = None, input_options: dict[str, str] | None = None):
         self.pipeline = pipeline
         self.source = source
+        self.input_format, self.input_options = input_format, dict(input_options or {})
         self.seconds = check_segment_seconds(seconds)
         if max_segments is not None and (isinstance(max_segments, bool) or not isinstance(max_segments, int)
                                          or max_segments < 1):
@@ -73,12 +77,14 @@ class StreamScores:
         self.info = None
         self.frames_decoded = 0
         self.unscored_frames = 0  # frames of a last piece too short to score
+        self.scoring_seconds: list[float] = []  # per segment: inference and aggregation once its inputs are in
         self.notes: list[str] = []  # what concerns the whole stream (the view's notes, the stream's end)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         pipeline = self.pipeline
         pipeline.activate()
-        with PyAVDecoder(self.source, threads=pipeline.decode_threads, live=True) as decoder:
+        with PyAVDecoder(self.source, threads=pipeline.decode_threads, live=True, input_format=self.input_format,
+                         input_options=self.input_options) as decoder:
             self.name, info = decoder.name, decoder.info
             self.info = info
             length = segment_length(info, self.seconds)
@@ -134,6 +140,7 @@ class StreamScores:
         return np.dtype(plan.view.dtype)
 
     def _score(self, segment: _OpenSegment, repeated: int, damaged_packets: int) -> dict[str, Any]:
+        started = time.perf_counter()
         pipeline, info = self.pipeline, self.info
         start, end = segment.start, segment.end
         feed = {plan.view.name: array for plan, array in zip(segment.plans, segment.arrays)}
@@ -146,5 +153,6 @@ class StreamScores:
             warnings.append(f"{damaged_packets} damaged packet(s) skipped while this segment was decoded; the score "
                             "reflects the damage")
         start_s, end_s = segment_times(info, start, end)
+        self.scoring_seconds.append(time.perf_counter() - started)
         return {"start_frame": start, "end_frame": end, "start_s": start_s, "end_s": end_s, "scores": scores,
                 "warnings": warnings, "scored_at": time.time()}

@@ -305,14 +305,16 @@ class Pipeline:
         self.activate()
         return self.finish(self.prepare(video))
 
-    def score_stream(self, source: Any, seconds: float, max_segments: int | None = None):
+    def score_stream(self, source: Any, seconds: float, max_segments: int | None = None,
+                     input_format: str | None = None, input_options: dict[str, str] | None = None):
         """Score a live stream (URL, pipe, file object or path) segment by segment as it plays: returns
         `edgevqa.live.StreamScores`, whose iteration yields each segment's dict (as in `Result.segments`, plus
         ``scored_at``) the moment it is scored. A segment's scores equal those `segment_seconds` gives on the
-        whole file."""
+        whole file. ``input_format`` and ``input_options`` go to FFmpeg's demuxer (a raw stream of frames:
+        ``'rawvideo'`` with ``video_size``, ``pixel_format`` and ``framerate``)."""
         from .live import StreamScores
 
-        return StreamScores(self, source, seconds, max_segments)
+        return StreamScores(self, source, seconds, max_segments, input_format, input_options)
 
     def score_many(self, videos: Iterable[Any], prefetch: int = 2) -> Iterator[Result]:
         """Score videos in order, decoding up to ``prefetch`` videos ahead of inference.

@@ -149,3 +149,24 @@ def test_cli_table_csv_and_errors(clips, tmp_path, probe_model):
     assert code == 1 and "--segments must be" in stderr
     code, _, stderr = run_cli("watch", tmp_path / "none.ts", "--every", "1", "--csv", tmp_path / "x.csv")
     assert code == 1 and "no such file" in stderr and not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("pixel_format", ["yuv420p", "nv12"])
+def test_raw_frames_on_standard_input(clips, probe_model, pixel_format):
+    """A camera pipeline's raw frames (what a GStreamer fdsink or a V4L2 reader writes) score exactly as the
+    file they were decoded from."""
+    import av
+
+    _, made = clips
+    with av.open(made[60]) as container:
+        raw = b"".join(f.to_ndarray(format=pixel_format).tobytes() for f in container.decode(video=0))
+    code, stdout, stderr = run_cli("watch", "-", "--every", "1", "--json", "--model", probe_model,
+                                   "--input-format", "rawvideo", "--input-option", "video_size=176x112",
+                                   "--input-option", f"pixel_format={pixel_format}", "--input-option", "framerate=20",
+                                   stdin=raw)
+    assert code == 0, stderr
+    with Pipeline(probe_model, segment_seconds=1.0) as pipeline:
+        reference = pipeline.score(made[60]).segments
+    assert [json.loads(line)["scores"] for line in stdout.splitlines()] == [s["scores"] for s in reference]
+    code, _, stderr = run_cli("watch", "-", "--every", "1", "--input-option", "video_size")
+    assert code == 1 and "KEY=VALUE" in stderr

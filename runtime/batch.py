@@ -53,21 +53,35 @@ class VideoScorer:
         self.pipeline.activate()
         self.outputs = list(self.pipeline.manifest.outputs)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
+        import pyarrow as pa
+
         paths = [str(p) for p in batch["path"]]
         contents = batch.get("bytes")
         sources: list[Any] = paths if contents is None else [bytes(c) for c in contents]
         indices = batch["index"] if "index" in batch else np.full(len(paths), -1, dtype=np.int64)
         rows = [result_row(result, path, source, self.outputs)
                 for result, path, source in zip(self.pipeline.score_many(sources), paths, sources)]
-        columns: dict[str, Any] = {name: [row[name] for row in rows] for name in ROW_COLUMNS if name != "index"}
-        columns["index"] = np.asarray(indices, dtype=np.int64)
-        for name in self.outputs:
-            columns[name] = np.asarray([row["scores"].get(name, math.nan) for row in rows], dtype=np.float64)
-        columns["ok"] = np.asarray(columns["ok"], dtype=bool)
-        columns["frames_decoded"] = np.asarray(columns["frames_decoded"], dtype=np.int64)
-        columns["seconds"] = np.asarray(columns["seconds"], dtype=np.float64)
-        return columns
+        for row, index in zip(rows, indices):
+            row["index"] = int(index)
+            row.update({name: row["scores"].get(name, math.nan) for name in self.outputs})
+        schema = row_schema(self.outputs)
+        # Typed columns, so that every block has the same schema (a batch whose videos have no warnings would
+        # otherwise give a list of nulls) and a Parquet file of many blocks reads back as one table.
+        return pa.table({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
+
+
+def row_schema(outputs: list[str]) -> Any:
+    """The Arrow schema of the result rows: `ROW_COLUMNS`, with the model's outputs (float64) after ``error``."""
+    import pyarrow as pa
+
+    types = {"index": pa.int64(), "video": pa.string(), "ok": pa.bool_(), "error": pa.string(),
+             "warnings": pa.list_(pa.string()), "frames_decoded": pa.int64(), "seconds": pa.float64(),
+             "model": pa.string(), "model_version": pa.string(), "result": pa.string()}
+    names = list(ROW_COLUMNS)
+    at = names.index("error") + 1
+    names[at:at] = outputs
+    return pa.schema([(name, types.get(name, pa.float64())) for name in names])
 
 
 def result_row(result: Any, path: str, source: Any, outputs: list[str]) -> dict[str, Any]:
@@ -106,7 +120,10 @@ def check_actor_count(actors: int) -> int:
 def check_pipeline_options(model_path: str, options: dict[str, Any]) -> None:
     """What the driver can check before any actor starts: the manifest, the backend's name and the segment
     length. The backend itself is made in the actors only: the driver may lack a worker's GPU libraries."""
-    load_manifest(model_path)
+    clashing = sorted(set(load_manifest(model_path).outputs) & set(ROW_COLUMNS))
+    if clashing:
+        raise ModelError(f"{model_path}: output(s) named {', '.join(clashing)} would clash with the result rows' own "
+                         "columns; rename them in the manifest")
     backend = options.get("backend", "ort-cpu")
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -97,13 +97,9 @@ class ScoreWriter:
                 self._csv.writerow(csv_header(dims, segments))
 
     def _schema(self) -> Any:
-        import pyarrow as pa
+        from .batch import row_schema
 
-        fields = [("video", pa.string()), ("ok", pa.bool_()), ("error", pa.string())]
-        fields += [(d, pa.float64()) for d in self.dims]
-        fields += [("warnings", pa.list_(pa.string())), ("frames_decoded", pa.int64()), ("seconds", pa.float64()),
-                   ("model", pa.string()), ("model_version", pa.string()), ("result", pa.string())]
-        return pa.schema(fields)
+        return row_schema(self.dims)
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "parquet":

@@ -131,6 +131,13 @@ def check_pipeline_options(model_path: str, options: dict[str, Any]) -> None:
         check_segment_seconds(options["segment_seconds"])
 
 
+def worker_path(video: str | os.PathLike) -> str:
+    """How a video is named to the actors and in the rows: an existing local file by its absolute path (workers
+    run in other directories, and on other machines), anything else (a URL, a missing file) as given."""
+    path = os.fspath(video)
+    return os.path.abspath(path) if os.path.exists(path) else path
+
+
 def _input_dataset(ray: Any, videos: Any) -> Any:
     """A Ray Dataset with ``path`` (and ``index`` where the order is known) from paths or a user's Dataset."""
     if isinstance(videos, ray.data.Dataset):
@@ -145,9 +152,7 @@ def _input_dataset(ray: Any, videos: Any) -> Any:
     for i, video in enumerate(videos):
         if not isinstance(video, (str, os.PathLike)):
             raise EdgeVQAError(f"videos to score in a batch are paths or URLs; item {i} is a {type(video).__name__}")
-        path = os.fspath(video)
-        # Workers run in other directories (and on other machines): they need paths that do not depend on ours.
-        items.append({"index": i, "path": os.path.abspath(path) if os.path.exists(path) else path})
+        items.append({"index": i, "path": worker_path(video)})
     if not items:
         raise EdgeVQAError("no videos to score")
     return ray.data.from_items(items)

@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
                    help="where the scores go: .jsonl (one `score --json` object per video), .csv (as `score --csv`) "
                         "or .parquet (one row per video, a column per score, the whole result as JSON)")
     p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep the rows in FILE.partial (.jsonl or .csv) and score only "
+                        "the videos it does not hold yet")
     p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
     p.add_argument("--actors", type=int, default=None,
                    help="pipelines scoring at once (default: the cluster's CPUs over --cpus-per-actor)")
@@ -76,13 +79,49 @@ def output_format(path: str) -> str:
     return fmt
 
 
+def partial_path(path: str) -> str:
+    return path + ".partial"
+
+
+def rows_written(path: str, fmt: str, dims: list[str], segments: bool) -> dict[str, bool]:
+    """The videos an interrupted run's partial file holds, each with whether it was scored (else it failed). A last line cut short by the interruption is
+    removed from the file (its video is scored again). Only line-per-row formats can be resumed."""
+    partial = partial_path(path)
+    if fmt == "parquet":
+        raise EdgeVQAError(f"--resume {path}: a Parquet file cannot be resumed (an interrupted one has no footer); "
+                           "write .jsonl or .csv for runs you may need to resume")
+    if not os.path.isfile(partial):
+        raise EdgeVQAError(f"--resume: {partial} does not exist, so there is no interrupted run to continue")
+    with open(partial, "rb") as fh:
+        data = fh.read()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(partial, "r+b") as fh:
+            fh.truncate(len(complete))
+    lines = complete.decode("utf-8", errors="replace").splitlines()
+    if fmt == "jsonl":
+        try:
+            records = [json.loads(line) for line in lines if line.strip()]
+            return {r["video"]: r["error"] is None for r in records}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EdgeVQAError(f"--resume: {partial} is not this command's JSON lines ({exc})") from None
+    header = csv_header(dims, segments)
+    rows = list(csv.reader(lines))
+    if not rows or rows[0] != header:
+        raise EdgeVQAError(f"--resume: {partial} does not start with the header this run writes "
+                           f"({','.join(header)}): another model or --every setting?")
+    # with --every, a video's segment rows carry start_s; its own row leaves it empty
+    error = header.index("error")
+    return {row[0]: row[error] == "" for row in rows[1:] if len(row) == len(header) and (not segments or row[1] == "")}
+
+
 class ScoreWriter:
     """Writes result rows to ``path + '.partial'`` and renames it to ``path`` when every row is in, so an
     interrupted run never leaves a file that looks complete (nor replaces the one asked for)."""
 
-    def __init__(self, path: str, fmt: str, dims: list[str], segments: bool):
+    def __init__(self, path: str, fmt: str, dims: list[str], segments: bool, resume: bool = False):
         self.path, self.fmt, self.dims, self.segments = path, fmt, dims, segments
-        self.partial = path + ".partial"
+        self.partial = partial_path(path)
         self._parquet: Any = None
         self._pending: list[dict[str, Any]] = []
         if fmt == "parquet":
@@ -91,10 +130,11 @@ class ScoreWriter:
             self._parquet = pq.ParquetWriter(self.partial, self._schema())
             self._fh = None
         else:
-            self._fh = open(self.partial, "w", newline="", encoding="utf-8")
+            self._fh = open(self.partial, "a" if resume else "w", newline="", encoding="utf-8")
             if fmt == "csv":
                 self._csv = csv.writer(self._fh)
-                self._csv.writerow(csv_header(dims, segments))
+                if not resume:
+                    self._csv.writerow(csv_header(dims, segments))
 
     def _schema(self) -> Any:
         from .batch import row_schema
@@ -168,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeVQAError("no videos to score: name files or folders, or give --list FILE")
     fmt = output_format(args.out)
     check_output_target(args.out, videos, args.force, flag="--out")
+    if os.path.exists(partial_path(args.out)) and not (args.resume or args.force):
+        raise EdgeVQAError(f"--out {args.out}: {partial_path(args.out)} holds an interrupted run's rows; add --resume "
+                           "to continue it, or --force to start over")
     if args.cpus_per_actor < 1:
         raise EdgeVQAError(f"--cpus-per-actor must be at least 1, got {args.cpus_per_actor}")
     if args.actors is not None:
@@ -178,6 +221,19 @@ def run(args: argparse.Namespace) -> int:
 
     model_path = os.path.abspath(resolve_model(args.model))
     dims = list(load_manifest(model_path).outputs)
+    total = len(videos)
+    failed = 0
+    if args.resume:
+        done = rows_written(args.out, fmt, dims, segments is not None)
+        kept = {batch.worker_path(v) for v in videos} & set(done)
+        failed = sum(not done[v] for v in kept)
+        videos = [v for v in videos if batch.worker_path(v) not in kept]
+        if not args.quiet:
+            print(f"edgevqa: resuming: {total - len(videos)} of {total} video(s) already in "
+                  f"{partial_path(args.out)}", file=sys.stderr)
+        if not videos:
+            ScoreWriter(args.out, fmt, dims, segments is not None, resume=True).finish()
+            return _summary(args, total, failed, model_path, 0)
     ray = batch.import_ray()
     started = not ray.is_initialized()  # a program calling `main` may have its own Ray running: use that one
     if started:
@@ -185,7 +241,6 @@ def run(args: argparse.Namespace) -> int:
         ray.init(address=args.address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     writer = None
-    failed = 0
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows reach the file in input order
@@ -196,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
                                       threads=args.cpus_per_actor, decode_threads=args.cpus_per_actor,
                                       seed=args.seed, plan_mode=args.plan_mode, device=args.device,
                                       segment_seconds=segments)
-        writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None)
+        writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None, resume=args.resume)
         progress = Progress(len(videos), not args.quiet)
         for row in dataset.iter_rows():
             writer.write(row)
@@ -213,7 +268,12 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
         if started:
             ray.shutdown()
+    return _summary(args, total, failed, model_path, actors)
+
+
+def _summary(args: argparse.Namespace, total: int, failed: int, model_path: str, actors: int) -> int:
     if not args.quiet:
-        print(f"edgevqa: {len(videos) - failed} of {len(videos)} video(s) scored with {os.path.basename(model_path)} "
-              f"on {actors} actor(s); {failed} failed; wrote {args.out}", file=sys.stderr)
+        pool = f" on {actors} actor(s)" if actors else ""
+        print(f"edgevqa: {total - failed} of {total} video(s) scored with {os.path.basename(model_path)}{pool}; "
+              f"{failed} failed; wrote {args.out}", file=sys.stderr)
     return 1 if failed else 0

@@ -184,3 +184,35 @@ def test_cli_refuses_to_overwrite_or_guess(video_set, probe_model, tmp_path):
     assert proc.returncode == 1 and "actors must be" in proc.stderr
     proc = run_cli("batch", video_set[0], "--out", tmp_path / "s.csv", "--every", "0")
     assert proc.returncode == 1 and "--every must be" in proc.stderr
+
+
+def test_cli_resumes_an_interrupted_run(video_set, probe_model, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    assert run_cli("batch", *video_set[:2], "--model", probe_model, "--out", out, "--quiet").returncode == 0
+    first, second = out.read_text().splitlines()
+    # An interrupted run: one video's row in the partial file and the next one's cut short.
+    partial = tmp_path / "scores.jsonl.partial"
+    partial.write_text(first + "\n" + second[:40])
+    out.unlink()
+    proc = run_cli("batch", *video_set, "--model", probe_model, "--out", out)
+    assert proc.returncode == 1 and "add --resume" in proc.stderr and partial.exists()
+    proc = run_cli("batch", *video_set, "--model", probe_model, "--out", out, "--resume")
+    assert proc.returncode == 1, proc.stderr  # two of the videos fail, as before
+    assert "resuming: 1 of 4 video(s) already in" in proc.stderr and "2 of 4 video(s) scored" in proc.stderr
+    lines = out.read_text().splitlines()
+    untimed = [{k: v for k, v in json.loads(line).items() if k != "timings"} for line in lines]
+    assert not partial.exists() and len(lines) == 4 and lines[0] == first  # kept as it was
+    assert untimed[1] == {k: v for k, v in json.loads(second).items() if k != "timings"}  # scored again
+    assert [json.loads(line)["video"] for line in lines] == [batch.worker_path(v) for v in video_set]
+    # Nothing left to score: the partial file simply becomes the output.
+    partial.write_text(out.read_text())
+    out.unlink()
+    proc = run_cli("batch", *video_set, "--model", probe_model, "--out", out, "--resume")
+    assert proc.returncode == 1 and "resuming: 4 of 4" in proc.stderr and out.read_text().splitlines() == lines
+    proc = run_cli("batch", *video_set, "--model", probe_model, "--out", tmp_path / "s.parquet", "--resume")
+    assert proc.returncode == 1 and "cannot be resumed" in proc.stderr
+    (tmp_path / "s.csv.partial").write_text("video,overall\n")
+    proc = run_cli("batch", *video_set, "--model", probe_model, "--out", tmp_path / "s.csv", "--resume")
+    assert proc.returncode == 1 and "does not start with the header" in proc.stderr
+    proc = run_cli("batch", *video_set, "--model", probe_model, "--out", tmp_path / "t.csv", "--resume")
+    assert proc.returncode == 1 and "no interrupted run" in proc.stderr

@@ -19,8 +19,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("score", help="score videos with a quality model",
                               description="Score videos. Without --model the shipped default model is used.")
     p.add_argument("videos", nargs="+", metavar="VIDEO",
-                   help="video files, folders (every video file under them, by extension, sorted) or URLs FFmpeg can "
-                        "open")
+                   help="video files, folders (every video file under them, by extension, sorted), URLs FFmpeg can "
+                        "open, or '-' for a video on standard input (read whole; for a live stream use 'watch')")
     p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
     p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
@@ -119,14 +119,18 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
     args.videos = expand_folders(args.videos)
     if args.csv:
-        check_output_target(args.csv, args.videos, args.force)
+        check_output_target(args.csv, [v for v in args.videos if v != "-"], args.force)
+    if args.videos.count("-") > 1:
+        raise EdgeVQAError("'-' (standard input) can be given once")
+    # '-' reads the video from standard input, whole (a pipe's length is known only at its end)
+    inputs = [sys.stdin.buffer if v == "-" else v for v in args.videos]
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                         plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every))
     rows: list[dict[str, Any]] = []
     progress = Progress(len(args.videos), not args.quiet)
     failed = 0
     with pipeline:
-        for result in pipeline.score_many(args.videos):
+        for result in pipeline.score_many(inputs):
             row = result.to_dict()
             rows.append(row)
             failed += not result.ok

@@ -54,12 +54,16 @@ class _SeekMismatch(Exception):
 _COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt601", 9: "bt2020", 10: "bt2020"}
 
 
-def _describe(source: Any) -> str:
+def describe_source(source: Any) -> str:
+    """What messages call a video source: its path, its size in bytes, or its file object's name."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{len(source)} bytes>"
-    return getattr(source, "name", None) or f"<{type(source).__name__}>"
+    name = getattr(source, "name", None)
+    if isinstance(name, int):  # a file object made from a descriptor (os.fdopen, a pipe) is named by its number
+        return f"<file descriptor {name}>"
+    return os.fspath(name) if isinstance(name, (str, os.PathLike)) and name else f"<{type(source).__name__}>"
 
 
 def _import_av():
@@ -97,11 +101,11 @@ class PyAVDecoder:
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
-                 input_options: dict[str, str] | None = None):
+                 input_options: dict[str, str] | None = None, name: str | None = None):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
-        ``timeout``)."""
-        self.name = _describe(source)
+        ``timeout``). ``name`` is what messages call the source (default: its path, or a description)."""
+        self.name = name or describe_source(source)
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
         self._threads = threads
         # A live source (a stream still playing, a growing file) is never read ahead to count its frames.

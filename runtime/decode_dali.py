@@ -79,9 +79,9 @@ class DaliDecoder:
         if max_frames_per_run < 1:
             raise EdgeVQAError(f"max_frames_per_run must be >= 1, got {max_frames_per_run}")
         self._fn, self._types, self._pipeline_def = import_dali()
-        from .decode import _describe
+        from .decode import describe_source
 
-        self.name = _describe(source)
+        self.name = describe_source(source)
         self.device = "cpu" if device == "cpu" else "mixed"
         self.device_id = int(device_id)
         self.num_threads = int(num_threads)

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .backends.base import Runner
-from .decode import PyAVDecoder
-from .errors import EdgeVQAError, ModelError
+from .decode import PyAVDecoder, describe_source
+from .errors import EdgeVQAError, ModelError, VideoDecodeError
 from .manifest import ModelManifest, load_manifest
 from .feed import sample_plans as feed_plans
 from .sampling import make_plans
@@ -210,8 +210,20 @@ class Pipeline:
         timings: dict[str, float] = {}
         warnings: list[str] = []
         t0 = time.perf_counter()
-        with PyAVDecoder(video, threads=self.decode_threads) as decoder:
+        name = None
+        if _is_pipe(video):
+            # A pipe cannot be read twice, and its length is known only at its end: read it whole (the
+            # compressed video), so it is planned, and scored, exactly as the same file would be.
+            name, video = _name_of(video), _read_whole(video)
+        elif _is_file_object(video) and _length_unknown(video, self.decode_threads):
+            # No frame count and no duration (a raw H.264 stream, say): only counting its packets tells how
+            # many frames there are, and that needs the data twice.
+            name, video = _name_of(video), _read_whole(video)
+        with PyAVDecoder(video, threads=self.decode_threads, name=name) as decoder:
             info = decoder.info
+            if info.frame_count_source == "unknown":  # a plan for a guessed length would score other frames
+                raise VideoDecodeError(f"{decoder.name}: the video's length is unknown (no frame count, duration or "
+                                       "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
@@ -232,7 +244,7 @@ class Pipeline:
                 # only damaged videos pay for the second decode.
                 if decoder.reopenable:
                     first_report = decoder.damage_report()
-                    with PyAVDecoder(video, threads=1) as again:
+                    with PyAVDecoder(video, threads=1, name=name) as again:
                         sampled = decode_and_sample(again)
                     decoder = again
                     warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "
@@ -399,10 +411,42 @@ class _SegmentScorer:
         return [self.done[k] for k in sorted(self.done)]
 
 
+def _is_file_object(video: Any) -> bool:
+    return hasattr(video, "read") and not isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview))
+
+
+def _read_whole(video: Any) -> bytes:
+    data = video.read()
+    if not data:
+        raise VideoDecodeError(f"{_name_of(video)}: no data to read")
+    return bytes(data)
+
+
+def _length_unknown(video: Any, threads: int) -> bool:
+    """Whether a seekable file object holds a video whose frames the container does not count (nor its
+    duration tell); it is left at the position it had."""
+    position = video.tell()
+    try:
+        with PyAVDecoder(video, threads=threads) as probe:
+            return probe.info.frame_count_source == "unknown"
+    except VideoDecodeError:
+        return False  # opening it again in `prepare` reports the problem
+    finally:
+        video.seek(position)
+
+
+def _is_pipe(video: Any) -> bool:
+    """A file object that cannot seek (standard input, a pipe, a socket)."""
+    if not _is_file_object(video):
+        return False
+    try:
+        return not video.seekable()
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
 def _name_of(video: Any) -> str:
-    if isinstance(video, (str, os.PathLike)):
-        return os.fspath(video)
-    return getattr(video, "name", None) or f"<{type(video).__name__}>"
+    return describe_source(video)
 
 
 def score(video: Any, model: str | os.PathLike | None = None, **options: Any) -> Result:

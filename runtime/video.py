@@ -33,7 +33,7 @@ class VideoInfo:
     color_matrix: str = "bt601"
     color_range: str = "limited"
     rotation: int = 0  # degrees counter-clockwise applied to coded frames to display them
-    frame_count_source: str = "container"  # container | duration | packets
+    frame_count_source: str = "container"  # container | duration | packets | unknown
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Any
 
-from .cli_score import Progress, check_output_target, csv_header, csv_rows, every_seconds, expand_folders
+from .cli_score import (Progress, add_model_arguments, check_output_target, csv_header, csv_rows, every_seconds,
+                        expand_folders)
 from .errors import EdgeVQAError
-from .pipeline import BACKENDS
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the rows in FILE.partial (.jsonl or .csv) and score only "
                         "the videos it does not hold yet")
-    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    add_model_arguments(p)
     p.add_argument("--actors", type=int, default=None,
                    help="pipelines scoring at once (default: the cluster's CPUs over --cpus-per-actor)")
     p.add_argument("--cpus-per-actor", type=int, default=1,
@@ -43,12 +43,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--address", default=None,
                    help="Ray cluster to join, e.g. 'auto' or ray://host:10001 (default: $RAY_ADDRESS, else a local "
                         "Ray started for this run)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
-    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
-                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
-    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
-    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
     p.add_argument("--every", type=float, default=None, metavar="SECONDS",
                    help="also score consecutive segments of this many seconds")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

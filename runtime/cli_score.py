@@ -21,21 +21,26 @@ def register(subparsers: Any) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO",
                    help="video files, folders (every video file under them, by extension, sorted), URLs FFmpeg can "
                         "open, or '-' for a video on standard input (read whole; for a live stream use 'watch')")
-    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    add_model_arguments(p)
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
     p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
     p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
-    p.add_argument("--seed", type=int, default=None,
-                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
-    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
-                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
-    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
-    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
     p.add_argument("--every", type=float, default=None, metavar="SECONDS",
                    help="also score consecutive segments of this many seconds (scores over time; one decode pass)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run, trailing_positionals="videos")
+
+
+def add_model_arguments(p: Any) -> None:
+    """The options that say which model scores and how (shared by score, watch and batch)."""
+    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
+    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
+                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
+    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
+    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
 
 
 def expand_folders(items: list[str]) -> list[str]:

@@ -9,9 +9,9 @@ import json
 import sys
 from typing import Any
 
-from .cli_score import check_output_target, every_seconds
+from .cli_score import add_model_arguments, check_output_target, every_seconds
 from .errors import EdgeVQAError, VideoDecodeError
-from .pipeline import BACKENDS, Pipeline
+from .pipeline import Pipeline
 
 
 def register(subparsers: Any) -> None:
@@ -29,17 +29,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an FFmpeg input option, repeatable: video_size=1920x1080, pixel_format=nv12 and "
                         "framerate=30 for raw frames; rtsp_transport=tcp; timeout=5000000 (microseconds)")
-    p.add_argument("--model", default=None, help="an .onnx model with an edgevqa manifest (default: shipped model)")
+    add_model_arguments(p)
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object per segment per line")
     p.add_argument("--csv", metavar="FILE", help="also append each segment's row to this CSV file as it is scored")
     p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
-    p.add_argument("--seed", type=int, default=None,
-                   help="draw sampling offsets with this seed (default: deterministic centred plan)")
-    p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
-                   help="'reference' reproduces the original FAST-VQA sampling, quirks included")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
-    p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
-    p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
     p.set_defaults(func=run)
 
 

@@ -30,6 +30,13 @@ class SampledInputs:
     last_frame_index: int
 
 
+def check_frame_size(name: str, frame, info) -> None:
+    """A frame of another size than the stream's first: plans are made for one size, so that is an error."""
+    if (frame.height, frame.width) != (info.height, info.width):
+        raise VideoDecodeError(f"{name}: frame {frame.index} is {frame.width}x{frame.height}, the stream started at "
+                               f"{info.width}x{info.height} (resolution changes mid-stream are not supported)")
+
+
 def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
                  streamed: Sequence[SamplePlan] = (),
                  on_ready: Callable[[int, np.ndarray, int], None] | None = None) -> SampledInputs:
@@ -75,10 +82,7 @@ def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
 
     for frame in decoder.frames(frames_needed(every)):
         decoded += 1
-        if (frame.height, frame.width) != (info.height, info.width):
-            raise VideoDecodeError(f"{decoder.name}: frame {frame.index} is {frame.width}x{frame.height}, the "
-                                   f"stream started at {info.width}x{info.height} (resolution changes "
-                                   "mid-stream are not supported)")
+        check_frame_size(decoder.name, frame, info)
         if conversion is None:
             conversion = kernels.conversion_for_frame(frame)
         start = time.perf_counter()

@@ -22,6 +22,7 @@ import numpy as np
 from edgevqa import kernels
 
 from .decode import PyAVDecoder
+from .feed import check_frame_size
 from .errors import PlanError, VideoDecodeError
 from .segments import check_segment_seconds, segment_length, segment_plans, segment_times
 
@@ -98,10 +99,7 @@ class StreamScores:
             scored = 0
             for frame in decoder.frames(None):
                 self.frames_decoded += 1
-                if (frame.height, frame.width) != (info.height, info.width):
-                    raise VideoDecodeError(f"{self.name}: frame {frame.index} is {frame.width}x{frame.height}, the "
-                                           f"stream started at {info.width}x{info.height} (resolution changes "
-                                           "mid-stream are not supported)")
+                check_frame_size(self.name, frame, info)
                 if conversion is None:
                     conversion = kernels.conversion_for_frame(frame)
                 number = frame.index // length

@@ -73,3 +73,18 @@ def make_probe_model(path: str | os.PathLike, manifest: ModelManifest | None = N
     manifest = manifest or default_probe_manifest()
     onnx.save(probe_model_proto(manifest, **kwargs), os.fspath(path))
     return os.fspath(path)
+
+
+def remux_clip(source: str | os.PathLike, out: str | os.PathLike, container_format: str) -> str:
+    """The video stream of ``source`` in another container (``mpegts``, ``h264``, ...), packets as they are:
+    the same frames, carried the way a pipe or a live stream carries them."""
+    import av
+
+    with av.open(os.fspath(source)) as src, av.open(os.fspath(out), mode="w", format=container_format) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:  # the demuxer's flush packet
+                continue
+            packet.stream = stream
+            dst.mux(packet)
+    return os.fspath(out)

@@ -13,6 +13,7 @@ import pytest
 from edgevqa.errors import PlanError
 from edgevqa.pipeline import Pipeline
 from edgevqa.samples import write_clip
+from edgevqa.testing import remux_clip
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +25,7 @@ def clips(tmp_path_factory):
 
 
 def to_mpegts(clip, folder):
-    import av
-
-    out = os.path.join(folder, os.path.basename(clip) + ".ts")
-    with av.open(clip) as src, av.open(out, mode="w", format="mpegts") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is None:
-                continue
-            packet.stream = stream
-            dst.mux(packet)
-    return out
+    return remux_clip(clip, os.path.join(folder, os.path.basename(clip) + ".ts"), "mpegts")
 
 
 @pytest.mark.parametrize("seed", [None, 3])

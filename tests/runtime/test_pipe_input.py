@@ -12,25 +12,14 @@ import pytest
 from edgevqa.errors import VideoDecodeError
 from edgevqa.pipeline import Pipeline
 from edgevqa.samples import write_clip
+from edgevqa.testing import remux_clip
 
 
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory):
-    import av
-
     folder = tmp_path_factory.mktemp("pipes")
     clip = write_clip(folder / "clip.mp4", width=176, height=112, num_frames=45, fps=15, seed=9)
-    made = {}
-    for fmt in ("mpegts", "h264"):
-        out = folder / f"clip.{fmt}"
-        with av.open(clip) as src, av.open(str(out), mode="w", format=fmt) as dst:
-            stream = dst.add_stream_from_template(src.streams.video[0])
-            for packet in src.demux(src.streams.video[0]):
-                if packet.dts is None:
-                    continue
-                packet.stream = stream
-                dst.mux(packet)
-        made[fmt] = out.read_bytes()
+    made = {fmt: open(remux_clip(clip, folder / f"clip.{fmt}", fmt), "rb").read() for fmt in ("mpegts", "h264")}
     return clip, made
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -28,6 +29,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
     p.add_argument("--every", type=float, default=None, metavar="SECONDS",
                    help="also score consecutive segments of this many seconds (scores over time; one decode pass)")
+    add_threshold_argument(p, "a video")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run, trailing_positionals="videos")
 
@@ -41,6 +43,38 @@ def add_model_arguments(p: Any) -> None:
                    help="'reference' reproduces the original FAST-VQA sampling, quirks included")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+
+
+BELOW_EXIT_STATUS = 3  # every video scored, and a score fell below a --fail-below threshold
+
+
+def add_threshold_argument(p: Any, what: str) -> None:
+    p.add_argument("--fail-below", action="append", default=[], metavar="NAME=SCORE",
+                   help=f"a quality gate, repeatable: exit with status {BELOW_EXIT_STATUS} when {what} scores below "
+                        "SCORE on output NAME (e.g. overall=40); each such score is named on stderr")
+
+
+def parse_thresholds(items: list[str], outputs: list[str]) -> dict[str, float]:
+    """``--fail-below NAME=SCORE`` items as {output: score}, checked against the model's outputs."""
+    thresholds: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            score = float(value)
+        except ValueError:
+            score = math.nan
+        if not sep or not name or not math.isfinite(score):
+            raise EdgeVQAError(f"--fail-below {item!r}: write it as NAME=SCORE, e.g. overall=40")
+        if name not in outputs:
+            raise EdgeVQAError(f"--fail-below {item!r}: the model has no output {name!r} (it has: {', '.join(outputs)})")
+        thresholds[name] = score
+    return thresholds
+
+
+def scores_below(scores: dict[str, float], thresholds: dict[str, float]) -> list[str]:
+    """Each score under its threshold, as ``name score < threshold``."""
+    return [f"{name} {scores[name]:.2f} < {limit:g}" for name, limit in thresholds.items() if scores[name] < limit]
 
 
 def expand_folders(items: list[str]) -> list[str]:
@@ -131,14 +165,19 @@ def run(args: argparse.Namespace) -> int:
     inputs = [sys.stdin.buffer if v == "-" else v for v in args.videos]
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                         plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every))
+    thresholds = parse_thresholds(args.fail_below, list(pipeline.manifest.outputs))
     rows: list[dict[str, Any]] = []
     progress = Progress(len(args.videos), not args.quiet)
-    failed = 0
+    failed = below = 0
     with pipeline:
         for result in pipeline.score_many(inputs):
             row = result.to_dict()
             rows.append(row)
             failed += not result.ok
+            low = scores_below(result.scores, thresholds) if result.ok else []
+            if low:  # said whatever the output format: a gate's reason belongs beside its exit status
+                below += 1
+                print(f"edgevqa: below threshold: {result.video}: {', '.join(low)}", file=sys.stderr)
             progress.step(result.video, result.ok)
             if args.json:
                 print(json.dumps(row, sort_keys=True), flush=True)
@@ -161,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         print(_format_table(rows, dims))
     if args.csv:
         _write_csv(args.csv, rows, dims, segments=args.every is not None)
-    return 1 if failed else 0
+    return 1 if failed else BELOW_EXIT_STATUS if below else 0
 
 
 def every_seconds(seconds: float | None) -> float | None:

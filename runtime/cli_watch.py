@@ -9,7 +9,8 @@ import json
 import sys
 from typing import Any
 
-from .cli_score import add_model_arguments, check_output_target, every_seconds
+from .cli_score import (BELOW_EXIT_STATUS, add_model_arguments, add_threshold_argument, check_output_target,
+                        every_seconds, parse_thresholds, scores_below)
 from .errors import EdgeVQAError, VideoDecodeError
 from .pipeline import Pipeline
 
@@ -34,6 +35,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per segment per line")
     p.add_argument("--csv", metavar="FILE", help="also append each segment's row to this CSV file as it is scored")
     p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
+    add_threshold_argument(p, "a segment")
     p.set_defaults(func=run)
 
 
@@ -64,12 +66,13 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                         plan_mode=args.plan_mode, device=args.device)
     dims = list(pipeline.manifest.outputs)
+    thresholds = parse_thresholds(args.fail_below, dims)
     widths = [max(8, len(d)) for d in dims]
     csv_file: Any = None
     writer: Any = None
     stream = pipeline.score_stream(source, seconds, args.segments, args.input_format,
                                    options)
-    count = 0
+    count = below = 0
     interrupted = False
     try:
         with pipeline:
@@ -83,11 +86,17 @@ def run(args: argparse.Namespace) -> int:
                     writer = csv.writer(csv_file)
                     writer.writerow(["video", "start_s", "end_s"] + dims + ["warnings"])
                 count += 1
+                low = scores_below(segment["scores"], thresholds)
+                below += bool(low)
                 if args.json:
-                    print(json.dumps(dict(segment, video=stream.name), sort_keys=True), flush=True)
+                    extra = {"video": stream.name, "below": low} if thresholds else {"video": stream.name}
+                    print(json.dumps(dict(segment, **extra), sort_keys=True), flush=True)
                 else:
                     cells = [f"{segment['scores'][d]:.2f}".ljust(w) for d, w in zip(dims, widths)]
                     print("  ".join([_label(segment).ljust(17)] + cells), flush=True)
+                if low:
+                    print(f"edgevqa: below threshold: {stream.name} [{_label(segment)}]: {', '.join(low)}",
+                          file=sys.stderr, flush=True)
                 for warning in segment["warnings"]:
                     print(f"edgevqa: warning: {stream.name} [{_label(segment)}]: {warning}", file=sys.stderr)
                 if writer:
@@ -110,4 +119,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgevqa: stopped after {count} segment(s)", file=sys.stderr)
     elif count == 0:
         raise EdgeVQAError(f"{stream.name}: the stream ended before a segment of {seconds:g} s could be scored")
-    return 0
+    return BELOW_EXIT_STATUS if below else 0

@@ -159,3 +159,20 @@ def test_info_and_make_sample(tmp_path):
     assert run_cli("make-sample", out).returncode == 0 and out.stat().st_size > 10_000
     proc = run_cli("make-sample", out)
     assert proc.returncode == 1 and "already exists" in proc.stderr
+
+
+def test_score_quality_gate(small_clip, probe_model):
+    scores = json.loads(run_cli("score", small_clip, "--model", probe_model, "--json").stdout.splitlines()[0])["scores"]
+    overall = scores["overall"]
+    proc = run_cli("score", small_clip, "--model", probe_model, "--fail-below", f"overall={overall + 1:.4f}")
+    assert proc.returncode == 3 and f"below threshold: {small_clip}: overall {overall:.2f} <" in proc.stderr
+    assert "overall" in proc.stdout  # the table is still printed
+    proc = run_cli("score", small_clip, "--model", probe_model, "--fail-below", f"overall={overall - 1:.4f}",
+                   "--fail-below", f"blur={scores['blur'] - 1:.4f}", "--json")
+    assert proc.returncode == 0 and "below threshold" not in proc.stderr
+    # a video that cannot be scored outranks a gate: status 1
+    proc = run_cli("score", small_clip, "missing.mp4", "--model", probe_model, "--fail-below", "overall=101")
+    assert proc.returncode == 1 and "below threshold" in proc.stderr
+    for bad, message in (("overall", "NAME=SCORE"), ("overall=high", "NAME=SCORE"), ("sharpness=3", "no output")):
+        proc = run_cli("score", small_clip, "--model", probe_model, "--fail-below", bad)
+        assert proc.returncode == 1 and message in proc.stderr

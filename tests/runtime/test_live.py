@@ -161,3 +161,18 @@ def test_raw_frames_on_standard_input(clips, probe_model, pixel_format):
     assert [json.loads(line)["scores"] for line in stdout.splitlines()] == [s["scores"] for s in reference]
     code, _, stderr = run_cli("watch", "-", "--every", "1", "--input-option", "video_size")
     assert code == 1 and "KEY=VALUE" in stderr
+
+
+def test_cli_quality_gate_per_segment(clips, probe_model):
+    _, made = clips
+    with Pipeline(probe_model) as pipeline:
+        overall = [s["scores"]["overall"] for s in pipeline.score_stream(made[60], 1.0)]
+    limit = sorted(overall)[1]  # the lowest segment falls below it, the others do not
+    code, stdout, stderr = run_cli("watch", made[60], "--every", "1", "--json", "--model", probe_model,
+                                   "--fail-below", f"overall={limit}")
+    assert code == 3, stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert [bool(r["below"]) for r in rows] == [o < limit for o in overall] and sum(o < limit for o in overall) == 1
+    assert stderr.count("below threshold") == 1
+    code, _, _ = run_cli("watch", made[60], "--every", "1", "--model", probe_model, "--fail-below", "overall=-1")
+    assert code == 0

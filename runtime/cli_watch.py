@@ -25,6 +25,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("source", metavar="SOURCE", help="stream URL, file, or '-' for standard input")
     p.add_argument("--every", type=float, required=True, metavar="SECONDS", help="segment length in seconds")
     p.add_argument("--segments", type=int, default=None, metavar="N", help="stop after N segments")
+    p.add_argument("--reconnect", type=float, default=None, metavar="SECONDS",
+                   help="when the stream stops or fails after it played, open it again after SECONDS (a camera "
+                        "that dropped); until Ctrl-C or --segments")
     p.add_argument("--input-format", metavar="NAME",
                    help="FFmpeg demuxer to read SOURCE with, e.g. rawvideo, mpegts, h264 (default: probed)")
     p.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
@@ -70,8 +73,15 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(8, len(d)) for d in dims]
     csv_file: Any = None
     writer: Any = None
-    stream = pipeline.score_stream(source, seconds, args.segments, args.input_format,
-                                   options)
+    if args.reconnect is not None and not 0 <= args.reconnect < float("inf"):
+        raise EdgeVQAError(f"--reconnect must be a number of seconds of at least 0, got {args.reconnect:g}")
+    if args.reconnect is not None and args.source == "-":
+        raise EdgeVQAError("--reconnect cannot open standard input again; restart the pipe that feeds it instead")
+
+    def say(note: str) -> None:
+        print(f"edgevqa: warning: {stream.name}: {note}", file=sys.stderr, flush=True)
+
+    stream = pipeline.score_stream(source, seconds, args.segments, args.input_format, options, args.reconnect, say)
     count = below = 0
     interrupted = False
     try:
@@ -113,8 +123,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if csv_file:
             csv_file.close()
-    for note in stream.notes:
-        print(f"edgevqa: warning: {stream.name}: {note}", file=sys.stderr)
     if interrupted:
         print(f"edgevqa: stopped after {count} segment(s)", file=sys.stderr)
     elif count == 0:

@@ -14,14 +14,15 @@ last frame (its warnings say how many, as for segments of a file); a shorter one
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from edgevqa import kernels
 
-from .decode import PyAVDecoder
+from .decode import PyAVDecoder, describe_source
 from .feed import check_frame_size
 from .errors import PlanError, VideoDecodeError
 from .segments import check_segment_seconds, segment_length, segment_plans, segment_times
@@ -62,10 +63,16 @@ class StreamScores:
     """Iterating yields one dict per segment as it is scored (the keys of `Result.segments`, plus
     ``scored_at``: the wall-clock time, seconds since the epoch). ``max_segments`` stops after that many.
     ``input_format`` and ``input_options`` go to FFmpeg's demuxer (`PyAVDecoder`): a raw stream of frames
-    needs ``input_format='rawvideo'`` and the options ``video_size``, ``pixel_format`` and ``framerate``."""
+    needs ``input_format='rawvideo'`` and the options ``video_size``, ``pixel_format`` and ``framerate``.
+
+    ``reconnect`` (seconds): when the stream ends or fails after it once played, wait that long and open it
+    again (a camera's stream that dropped), forever or until ``max_segments``; segment times go on from where
+    the stream stopped, and each connection starts a new segment. A source that never opened is an error.
+    ``on_note`` is called with each note on the stream as it arises (also kept in ``notes``)."""
 
     def __init__(self, pipeline: Any, source: Any, seconds: float, max_segments: int | None = None,
-                 input_format: str | None = None, input_options: dict[str, str] | None = None):
+                 input_format: str | None = None, input_options: dict[str, str] | None = None,
+                 reconnect: float | None = None, on_note: Callable[[str], None] | None = None):
         self.pipeline = pipeline
         self.source = source
         self.input_format, self.input_options = input_format, dict(input_options or {})
@@ -73,30 +80,62 @@ class StreamScores:
         if max_segments is not None and (isinstance(max_segments, bool) or not isinstance(max_segments, int)
                                          or max_segments < 1):
             raise PlanError(f"max_segments must be a whole number of at least 1, got {max_segments!r}")
+        if reconnect is not None and not (isinstance(reconnect, (int, float)) and 0 <= reconnect < math.inf):
+            raise PlanError(f"reconnect must be a number of seconds of at least 0, got {reconnect!r}")
         self.max_segments = max_segments
-        self.name = ""
+        self.reconnect = reconnect
+        self.on_note = on_note
+        self.name = describe_source(source)
         self.info = None
         self.frames_decoded = 0
-        self.unscored_frames = 0  # frames of a last piece too short to score
+        self.unscored_frames = 0  # frames of last pieces too short to score
+        self.connections = 0  # times the stream was opened and played
         self.scoring_seconds: list[float] = []  # per segment: inference and aggregation once its inputs are in
         self.notes: list[str] = []  # what concerns the whole stream (the view's notes, the stream's end)
+        self._scored = 0
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            if self.on_note is not None:
+                self.on_note(text)
+
+    def _finished(self) -> bool:
+        return bool(self.max_segments) and self._scored >= self.max_segments
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.pipeline.activate()
+        self._scored = 0
+        self._position = (0, 0.0)  # frames and seconds played so far, over every connection
+        while True:
+            try:
+                yield from self._connection(self._position)
+            except VideoDecodeError as exc:
+                if self.reconnect is None or not self.connections:
+                    raise
+                self._note(str(exc))
+            if self.reconnect is None or self._finished():
+                return
+            self._note(f"the stream stopped at {self._position[1]:.2f} s; opening it again in {self.reconnect:g} s")
+            time.sleep(self.reconnect)
+
+    def _connection(self, offset: tuple[int, float]) -> Iterator[dict[str, Any]]:
+        """Plays the stream once, yielding its segments; ``offset`` is what the connections before played."""
         pipeline = self.pipeline
-        pipeline.activate()
         with PyAVDecoder(self.source, threads=pipeline.decode_threads, live=True, input_format=self.input_format,
                          input_options=self.input_options) as decoder:
             self.name, info = decoder.name, decoder.info
             self.info = info
+            self.connections += 1
             length = segment_length(info, self.seconds)
             views = pipeline.manifest.views
             first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
-            self.notes = [n for p in first_plans for n in p.notes]
+            for note in (n for p in first_plans for n in p.notes):
+                self._note(note)
             conversion = None
             current: _OpenSegment | None = None
             last_frame = None
             damage_seen = 0
-            scored = 0
             for frame in decoder.frames(None):
                 self.frames_decoded += 1
                 check_frame_size(self.name, frame, info)
@@ -112,32 +151,36 @@ class StreamScores:
                     current = _OpenSegment(number, start, start + length, plans, self._dtype)
                 current.sample(frame, conversion)
                 last_frame = frame
+                self._position = (offset[0] + frame.index + 1, offset[1] + (frame.index + 1) / info.fps)
                 if current.missing == 0 and not current.scored:
-                    yield self._score(current, 0, decoder.corrupt_packets - damage_seen)
+                    yield self._score(current, 0, decoder.corrupt_packets - damage_seen, offset)
                     damage_seen = decoder.corrupt_packets
                     current.scored = True
-                    scored += 1
-                    if self.max_segments and scored >= self.max_segments:
+                    self._scored += 1
+                    if self._finished():
                         return
             if last_frame is None:
                 raise VideoDecodeError(f"{self.name}: no frame could be decoded")
+            played = last_frame.index + 1
             if current is not None and not current.scored:
-                held = last_frame.index + 1 - current.start
+                held = played - current.start
                 if held * 2 >= length:
-                    current.end = last_frame.index + 1
+                    current.end = played
                     repeated = current.repeat_last(last_frame, conversion)
-                    yield self._score(current, repeated, decoder.corrupt_packets - damage_seen)
+                    yield self._score(current, repeated, decoder.corrupt_packets - damage_seen, offset)
+                    self._scored += 1
                 else:
-                    self.unscored_frames = held
-                    self.notes.append(f"the stream ended {held} frame(s) into a segment of {length}: too short "
-                                      "to score (under half a segment)")
+                    self.unscored_frames += held
+                    self._note(f"the stream ended {held} frame(s) into a segment of {length}: too short to score "
+                               "(under half a segment)")
             if decoder.decode_error:
-                self.notes.append(decoder.decode_error)
+                self._note(decoder.decode_error)
 
     def _dtype(self, plan: Any) -> np.dtype:
         return np.dtype(plan.view.dtype)
 
-    def _score(self, segment: _OpenSegment, repeated: int, damaged_packets: int) -> dict[str, Any]:
+    def _score(self, segment: _OpenSegment, repeated: int, damaged_packets: int,
+               offset: tuple[int, float]) -> dict[str, Any]:
         started = time.perf_counter()
         pipeline, info = self.pipeline, self.info
         start, end = segment.start, segment.end
@@ -152,5 +195,6 @@ class StreamScores:
                             "reflects the damage")
         start_s, end_s = segment_times(info, start, end)
         self.scoring_seconds.append(time.perf_counter() - started)
-        return {"start_frame": start, "end_frame": end, "start_s": start_s, "end_s": end_s, "scores": scores,
-                "warnings": warnings, "scored_at": time.time()}
+        frames, seconds = offset  # counted from the first connection's first frame
+        return {"start_frame": frames + start, "end_frame": frames + end, "start_s": seconds + start_s,
+                "end_s": seconds + end_s, "scores": scores, "warnings": warnings, "scored_at": time.time()}

@@ -318,15 +318,17 @@ class Pipeline:
         return self.finish(self.prepare(video))
 
     def score_stream(self, source: Any, seconds: float, max_segments: int | None = None,
-                     input_format: str | None = None, input_options: dict[str, str] | None = None):
+                     input_format: str | None = None, input_options: dict[str, str] | None = None,
+                     reconnect: float | None = None, on_note: Any = None):
         """Score a live stream (URL, pipe, file object or path) segment by segment as it plays: returns
         `edgevqa.live.StreamScores`, whose iteration yields each segment's dict (as in `Result.segments`, plus
         ``scored_at``) the moment it is scored. A segment's scores equal those `segment_seconds` gives on the
         whole file. ``input_format`` and ``input_options`` go to FFmpeg's demuxer (a raw stream of frames:
-        ``'rawvideo'`` with ``video_size``, ``pixel_format`` and ``framerate``)."""
+        ``'rawvideo'`` with ``video_size``, ``pixel_format`` and ``framerate``); ``reconnect`` opens a stream
+        that stopped again after that many seconds; ``on_note`` is called with each note as it arises."""
         from .live import StreamScores
 
-        return StreamScores(self, source, seconds, max_segments, input_format, input_options)
+        return StreamScores(self, source, seconds, max_segments, input_format, input_options, reconnect, on_note)
 
     def score_many(self, videos: Iterable[Any], prefetch: int = 2) -> Iterator[Result]:
         """Score videos in order, decoding up to ``prefetch`` videos ahead of inference.

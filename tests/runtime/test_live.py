@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from edgevqa.errors import PlanError
+from edgevqa.errors import PlanError, VideoDecodeError
 from edgevqa.pipeline import Pipeline
 from edgevqa.samples import write_clip
 from edgevqa.testing import remux_clip
@@ -176,3 +176,41 @@ def test_cli_quality_gate_per_segment(clips, probe_model):
     assert stderr.count("below threshold") == 1
     code, _, _ = run_cli("watch", made[60], "--every", "1", "--model", probe_model, "--fail-below", "overall=-1")
     assert code == 0
+
+
+def test_reconnect_goes_on_where_the_stream_stopped(clips, probe_model, tmp_path):
+    _, made = clips
+    camera = tmp_path / "camera.mp4"  # a source that drops, fails once when opened again, then plays
+    good = open(made[65], "rb").read()
+    camera.write_bytes(good)
+    events = []
+
+    def on_note(note):
+        events.append(note)
+        if "opening it again" in note and not any("not a readable video" in e for e in events):
+            camera.write_bytes(b"\x00" * 4096)  # the next open fails
+        elif "not a readable video" in note:
+            camera.write_bytes(good)  # and the one after works again
+
+    with Pipeline(probe_model) as pipeline:
+        once = list(pipeline.score_stream(made[65], 1.0))
+        stream = pipeline.score_stream(camera, 1.0, max_segments=7, reconnect=0, on_note=on_note)
+        segments = list(stream)
+    # 65 frames at 20 fps: three segments and 5 frames a connection; each connection starts a segment
+    assert [(s["start_s"], s["end_s"]) for s in segments] == [
+        (0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.25, 4.25), (4.25, 5.25), (5.25, 6.25), (6.5, 7.5)]
+    assert [s["start_frame"] for s in segments] == [0, 20, 40, 65, 85, 105, 130]
+    assert [s["scores"] for s in segments] == [s["scores"] for s in once] * 2 + [once[0]["scores"]]
+    assert stream.connections == 3 and stream.unscored_frames == 10
+    assert any("not a readable video" in e for e in events) and sum("opening it again" in e for e in events) == 2
+    assert sum("upscaled" in e for e in events) == 1  # said once, not per connection
+
+
+def test_reconnect_never_hides_a_source_that_never_opened(probe_model, tmp_path):
+    with Pipeline(probe_model) as pipeline:
+        with pytest.raises(VideoDecodeError, match="no such file"):
+            list(pipeline.score_stream(tmp_path / "none.ts", 1.0, reconnect=0))
+    code, _, stderr = run_cli("watch", "-", "--every", "1", "--reconnect", "1")
+    assert code == 1 and "cannot open standard input again" in stderr
+    code, _, stderr = run_cli("watch", tmp_path / "x.ts", "--every", "1", "--reconnect", "-1")
+    assert code == 1 and "--reconnect must be" in stderr

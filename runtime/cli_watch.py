@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeVQAError(f"--segments must be at least 1, got {args.segments}")
     if args.threads is not None and args.threads < 1:
         raise EdgeVQAError(f"--threads must be at least 1, got {args.threads}")
+    if args.reconnect is not None and not 0 <= args.reconnect < float("inf"):
+        raise EdgeVQAError(f"--reconnect must be a number of seconds of at least 0, got {args.reconnect:g}")
+    if args.reconnect is not None and args.source == "-":
+        raise EdgeVQAError("--reconnect cannot open standard input again; restart the pipe that feeds it instead")
     source: Any = sys.stdin.buffer if args.source == "-" else args.source
     options = input_options(args.input_option)
     if args.csv:
@@ -73,10 +77,6 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(8, len(d)) for d in dims]
     csv_file: Any = None
     writer: Any = None
-    if args.reconnect is not None and not 0 <= args.reconnect < float("inf"):
-        raise EdgeVQAError(f"--reconnect must be a number of seconds of at least 0, got {args.reconnect:g}")
-    if args.reconnect is not None and args.source == "-":
-        raise EdgeVQAError("--reconnect cannot open standard input again; restart the pipe that feeds it instead")
 
     def say(note: str) -> None:
         print(f"edgevqa: warning: {stream.name}: {note}", file=sys.stderr, flush=True)

@@ -50,6 +50,9 @@ _INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
 class _SeekMismatch(Exception):
     """Frames after a seek did not line up with the packet table: decode from the start instead."""
 
+# AVColorTransferCharacteristic codes (libavutil/pixfmt.h) of HDR curves -> our names; every other code is SDR.
+_TRANSFER = {16: "pq", 18: "hlg"}
+
 # AVColorSpace codes (libavutil/pixfmt.h) -> our matrix names.
 _COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 4: "bt601", 7: "bt601", 9: "bt2020", 10: "bt2020"}
 
@@ -211,12 +214,13 @@ class PyAVDecoder:
         if duration <= 0 and fps > 0:
             duration = num_frames / fps
         matrix = _COLORSPACE.get(int(first.colorspace or 0), "bt601")
+        transfer = _TRANSFER.get(int(first.color_trc or 0), "sdr")
         full = int(first.color_range or 0) == 2 or fmt.startswith("yuvj")
         return VideoInfo(path=self.name, width=width, height=height, num_frames=num_frames, fps=fps,
                          duration=duration, pix_fmt=fmt, codec=stream.codec_context.name, bit_depth=depth,
                          chroma_shift=shift, is_rgb=is_rgb, color_matrix=matrix,
                          color_range="full" if full else "limited", rotation=rotation,
-                         frame_count_source=source)
+                         frame_count_source=source, transfer=transfer)
 
     def _second_handle(self) -> Any:
         """What `av.open` needs to read the same source again from its start (a path or in-memory bytes)."""

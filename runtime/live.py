@@ -130,8 +130,9 @@ class StreamScores:
             length = segment_length(info, self.seconds)
             views = pipeline.manifest.views
             first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
-            for note in (n for p in first_plans for n in p.notes):
-                self._note(note)
+            for note in [info.hdr_note()] + [n for p in first_plans for n in p.notes]:
+                if note:
+                    self._note(note)
             conversion = None
             current: _OpenSegment | None = None
             last_frame = None

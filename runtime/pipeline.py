@@ -225,6 +225,8 @@ class Pipeline:
                 raise VideoDecodeError(f"{decoder.name}: the video's length is unknown (no frame count, duration or "
                                        "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
+            if info.hdr_note():
+                warnings.append(info.hdr_note())
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)

@@ -34,6 +34,16 @@ class VideoInfo:
     color_range: str = "limited"
     rotation: int = 0  # degrees counter-clockwise applied to coded frames to display them
     frame_count_source: str = "container"  # container | duration | packets | unknown
+    transfer: str = "sdr"  # sdr | pq (SMPTE ST 2084, HDR10) | hlg (ARIB STD-B67): the coded values' transfer curve
+
+    def hdr_note(self) -> str | None:
+        """What scores of an HDR video mean, for a warning; None for SDR video."""
+        if self.transfer == "sdr":
+            return None
+        looks = {"pq": ("PQ (HDR10)", "dim and washed out"), "hlg": ("HLG", "flatter than the HDR picture")}
+        curve, seen = looks.get(self.transfer, (self.transfer, "otherwise"))
+        return (f"HDR video ({curve} transfer): its pixels are read as coded, as if SDR, so a model trained on SDR "
+                f"video (the default model is) sees them {seen}; the scores describe that picture, not the HDR one")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -189,3 +189,37 @@ def test_damage_is_counted_and_reported(tmp_path):
         assert report.startswith(f"{damaged}: damaged stream: ") and "error concealment" in report
     with open(damaged, "rb") as fh, PyAVDecoder(fh) as decoder:
         assert not decoder.reopenable
+
+
+@pytest.mark.parametrize("trc, transfer", [(16, "pq"), (18, "hlg"), (1, "sdr"), (0, "sdr")])
+def test_hdr_transfer_is_read_and_said(tmp_path, probe_model, trc, transfer):
+    """HDR video is scored as coded (like SDR), and the result says so: an SDR-trained model's scores do not
+    describe the HDR picture. (AVColorTransferCharacteristic 16 is PQ, 18 HLG, 1 BT.709, 0 unspecified.)"""
+    import av
+
+    from edgevqa.pipeline import Pipeline
+
+    path = tmp_path / f"trc{trc}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.color_trc = trc
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with PyAVDecoder(path) as decoder:
+        assert decoder.info.transfer == transfer
+    with Pipeline(probe_model) as pipeline:
+        result = pipeline.score(path)
+        stream = pipeline.score_stream(path, 0.3)
+        assert len(list(stream)) == 2
+    assert any(n.startswith("HDR video") for n in stream.notes) == (transfer != "sdr")  # and as a stream
+    said = [w for w in result.warnings if w.startswith("HDR video")]
+    assert (len(said) == 1) == (transfer != "sdr") and result.info["transfer"] == transfer
+    if said:
+        assert {"pq": "PQ (HDR10)", "hlg": "HLG"}[transfer] in said[0]

@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--csv", metavar="FILE", help="also append each segment's row to this CSV file as it is scored")
     p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
     add_threshold_argument(p, "a segment")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve the latest scores as Prometheus metrics at http://HOST:PORT/metrics (0: a free port, "
+                        "printed on stderr)")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                   help="address the metrics server listens on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.set_defaults(func=run)
 
 
@@ -54,6 +59,24 @@ def input_options(items: list[str]) -> dict[str, str]:
             raise EdgeVQAError(f"--input-option {item!r}: write it as KEY=VALUE, e.g. pixel_format=nv12")
         options[key.strip()] = value
     return options
+
+
+def _metrics_server(args: argparse.Namespace, source: str, outputs: list[str]) -> tuple[Any, Any]:
+    """The Prometheus endpoint asked for with --metrics-port, started (its address on stderr), or (None, None)."""
+    if args.metrics_port is None:
+        return None, None
+    from .metrics import MetricsServer, ScoreMetrics
+
+    if not 0 <= args.metrics_port <= 65535:
+        raise EdgeVQAError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
+    metrics = ScoreMetrics(source, outputs)
+    try:
+        server = MetricsServer(metrics, args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        raise EdgeVQAError(f"--metrics-port {args.metrics_port}: cannot listen on {args.metrics_host} "
+                           f"({exc.strerror or exc})") from None
+    print(f"edgevqa: metrics at {server.url}", file=sys.stderr, flush=True)
+    return metrics, server
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgevqa: warning: {stream.name}: {note}", file=sys.stderr, flush=True)
 
     stream = pipeline.score_stream(source, seconds, args.segments, args.input_format, options, args.reconnect, say)
+    metrics, server = _metrics_server(args, stream.name, dims)
     count = below = 0
     interrupted = False
     try:
@@ -98,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
                 count += 1
                 low = scores_below(segment["scores"], thresholds)
                 below += bool(low)
+                if metrics is not None:
+                    metrics.record(segment, bool(low))
                 if args.json:
                     extra = {"video": stream.name, "below": low} if thresholds else {"video": stream.name}
                     print(json.dumps(dict(segment, **extra), sort_keys=True), flush=True)
@@ -123,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if csv_file:
             csv_file.close()
+        if server is not None:
+            server.close()
     if interrupted:
         print(f"edgevqa: stopped after {count} segment(s)", file=sys.stderr)
     elif count == 0:

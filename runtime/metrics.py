@@ -33,43 +33,51 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+class _SourceState:
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = {}
+        self.end_s: float | None = None
+        self.scored_at: float | None = None
+        self.segments = 0
+        self.below = 0
+
+
 class ScoreMetrics:
-    """What the metrics say; `record` is called with each scored segment, `render` by each scrape."""
+    """What the metrics say, per source; `record` is called with each scored segment, `render` by each scrape.
+    Every source given at construction is listed (its counters at zero) before its first segment."""
 
-    def __init__(self, source: str, outputs: list[str]):
-        self.source, self.outputs = source, list(outputs)
+    def __init__(self, sources: list[str], outputs: list[str]):
+        self.outputs = list(outputs)
         self._lock = threading.Lock()
-        self._scores: dict[str, float] = {}
-        self._end_s: float | None = None
-        self._scored_at: float | None = None
-        self._segments = 0
-        self._below = 0
+        self._state = {source: _SourceState() for source in sources}
 
-    def record(self, segment: dict[str, Any], below: bool = False) -> None:
+    def record(self, source: str, segment: dict[str, Any], below: bool = False) -> None:
         with self._lock:
-            self._scores = {name: float(segment["scores"][name]) for name in self.outputs}
-            self._end_s, self._scored_at = float(segment["end_s"]), float(segment["scored_at"])
-            self._segments += 1
-            self._below += bool(below)
+            state = self._state.setdefault(source, _SourceState())
+            state.scores = {name: float(segment["scores"][name]) for name in self.outputs}
+            state.end_s, state.scored_at = float(segment["end_s"]), float(segment["scored_at"])
+            state.segments += 1
+            state.below += bool(below)
 
     def render(self) -> str:
-        source = _label(self.source)
+        families = (
+            ("edgevqa_segment_end_seconds", "gauge", "Where the last scored segment ends, in stream time.",
+             lambda st: st.end_s),
+            ("edgevqa_segment_scored_timestamp_seconds", "gauge", "When the last segment was scored.",
+             lambda st: st.scored_at),
+            ("edgevqa_segments_total", "counter", "Segments scored.", lambda st: st.segments),
+            ("edgevqa_segments_below_total", "counter", "Segments with a score under a --fail-below threshold.",
+             lambda st: st.below))
         with self._lock:
+            states = [(_label(source), state) for source, state in self._state.items()]
             lines = ["# HELP edgevqa_score The last scored segment's score of each model output.",
                      "# TYPE edgevqa_score gauge"]
             lines += [f'edgevqa_score{{source="{source}",output="{_label(name)}"}} {_number(value)}'
-                      for name, value in self._scores.items()]
-            for name, kind, text, value in (
-                    ("edgevqa_segment_end_seconds", "gauge", "Where the last scored segment ends, in stream time.",
-                     self._end_s),
-                    ("edgevqa_segment_scored_timestamp_seconds", "gauge", "When the last segment was scored.",
-                     self._scored_at),
-                    ("edgevqa_segments_total", "counter", "Segments scored.", self._segments),
-                    ("edgevqa_segments_below_total", "counter", "Segments with a score under a --fail-below "
-                     "threshold.", self._below)):
+                      for source, state in states for name, value in state.scores.items()]
+            for name, kind, text, value_of in families:
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-                if value is not None:
-                    lines.append(f'{name}{{source="{source}"}} {_number(value)}')
+                lines += [f'{name}{{source="{source}"}} {_number(value_of(state))}'
+                          for source, state in states if value_of(state) is not None]
         return "\n".join(lines) + "\n"
 
 

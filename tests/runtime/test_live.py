@@ -214,3 +214,24 @@ def test_reconnect_never_hides_a_source_that_never_opened(probe_model, tmp_path)
     assert code == 1 and "cannot open standard input again" in stderr
     code, _, stderr = run_cli("watch", tmp_path / "x.ts", "--every", "1", "--reconnect", "-1")
     assert code == 1 and "--reconnect must be" in stderr
+
+
+def test_cli_watches_several_streams(clips, probe_model, tmp_path):
+    _, made = clips
+    code, stdout, stderr = run_cli("watch", made[60], made[72], tmp_path / "none.ts", "--every", "1", "--json",
+                                   "--model", probe_model)
+    assert code == 1 and "none.ts: no such file" in stderr  # one failed; the others were watched to their end
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    with Pipeline(probe_model) as pipeline:
+        for clip in (made[60], made[72]):
+            mine = [{k: v for k, v in r.items() if k not in ("video", "scored_at")} for r in rows
+                    if r["video"] == clip]
+            alone = [{k: v for k, v in s.items() if k != "scored_at"} for s in pipeline.score_stream(clip, 1.0)]
+            assert mine == alone and len(mine) in (3, 4)
+    code, stdout, _ = run_cli("watch", made[60], made[65], "--every", "1", "--model", probe_model)
+    assert code == 0
+    header, *table = stdout.splitlines()[1:]
+    assert header.split()[:2] == ["source", "segment"] and len(table) == 6
+    assert sorted(line.split()[0] for line in table) == sorted([made[60]] * 3 + [made[65]] * 3)
+    code, _, stderr = run_cli("watch", "-", "-", "--every", "1")
+    assert code == 1 and "can be given once" in stderr

@@ -29,19 +29,22 @@ def parse(text):
 
 
 def test_render_and_serve():
-    metrics = ScoreMetrics('cam "north"\\1', ["overall", "blur"])
+    metrics = ScoreMetrics(['cam "north"\\1', "cam-2"], ["overall", "blur"])
     before = metrics.render()
     assert "# TYPE edgevqa_score gauge" in before and "edgevqa_segments_total" in before
     # nothing scored yet: the counters at zero, no scores
     assert set(parse(before).values()) == {0} and not any(k.startswith("edgevqa_score{") for k in parse(before))
-    metrics.record({"scores": {"overall": 41.5, "blur": float("nan")}, "end_s": 10.0, "scored_at": 1.7e9}, below=True)
-    metrics.record({"scores": {"overall": 42.25, "blur": 80.0}, "end_s": 20.0, "scored_at": 1.8e9})
+    camera = 'cam "north"\\1'
+    metrics.record(camera, {"scores": {"overall": 41.5, "blur": float("nan")}, "end_s": 10.0, "scored_at": 1.7e9},
+                   below=True)
+    metrics.record(camera, {"scores": {"overall": 42.25, "blur": 80.0}, "end_s": 20.0, "scored_at": 1.8e9})
     source = 'source="cam \\"north\\"\\\\1"'  # quote and backslash escaped
     samples = parse(metrics.render())
     assert samples[f'edgevqa_score{{{source},output="overall"}}'] == 42.25
     assert samples[f"edgevqa_segment_end_seconds{{{source}}}"] == 20.0
     assert samples[f"edgevqa_segments_total{{{source}}}"] == 2
     assert samples[f"edgevqa_segments_below_total{{{source}}}"] == 1
+    assert samples['edgevqa_segments_total{source="cam-2"}'] == 0  # listed before its first segment
     server = MetricsServer(metrics, 0)
     try:
         with urllib.request.urlopen(server.url, timeout=10) as reply:

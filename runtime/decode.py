@@ -396,6 +396,7 @@ class PyAVDecoder:
             source = io.BytesIO(source.getvalue())
         self._container = self._av.open(source, mode="r", **self._open_arguments)
         self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
+        self.reformatted_frames, self.format_changes = 0, ()
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
@@ -429,9 +430,31 @@ class PyAVDecoder:
         """Whether the same source can be opened again (a path, URL or bytes; not a file object)."""
         return self._reopenable is not None
 
+    reformatted_frames = 0  # frames converted because the pixel format changed mid-stream
+    format_changes: tuple[tuple[int, str], ...] = ()  # (frame index, format) where the coded format changed
+
+    def format_report(self) -> str:
+        """One line on pixel-format changes met so far (empty when none)."""
+        if not self.reformatted_frames:
+            return ""
+        changes = ", ".join(f"{i} ({fmt})" for i, fmt in self.format_changes)
+        return (f"the pixel format changed mid-stream (the stream started as {self.info.pix_fmt}; changed at "
+                f"sampled frame(s) {changes}): {self.reformatted_frames} sampled frame(s) were converted to "
+                f"{self.info.pix_fmt}")
+
     def _to_frame(self, index: int, raw: Any) -> Frame:
         info = self.info
         fmt = raw.format.name
+        if fmt != info.pix_fmt:
+            # Plans and the colour conversion are made for the stream's first format: a frame in another one
+            # (a concatenated or switched stream) is converted to it, never read with the wrong layout.
+            if not self.format_changes or self.format_changes[-1][1] != fmt:
+                self.format_changes += ((index, fmt),)
+            self.reformatted_frames += 1
+            fmt = info.pix_fmt
+            raw = raw.reformat(format=fmt)
+        elif self.format_changes and self.format_changes[-1][1] != fmt:
+            self.format_changes += ((index, fmt),)  # back to the first format
         if fmt not in _NATIVE_FORMATS:
             raw = raw.reformat(format=_FALLBACK_FORMAT)
             fmt = _FALLBACK_FORMAT

@@ -137,6 +137,7 @@ class StreamScores:
             current: _OpenSegment | None = None
             last_frame = None
             damage_seen = 0
+            changes_said = 0
             for frame in decoder.frames(None):
                 self.frames_decoded += 1
                 check_frame_size(self.name, frame, info)
@@ -153,6 +154,12 @@ class StreamScores:
                 current.sample(frame, conversion)
                 last_frame = frame
                 self._position = (offset[0] + frame.index + 1, offset[1] + (frame.index + 1) / info.fps)
+                if len(decoder.format_changes) > changes_said:
+                    for at, fmt in decoder.format_changes[changes_said:]:
+                        self._note(f"from frame {offset[0] + at} the pixel format is {fmt} (the stream started as "
+                                   f"{info.pix_fmt}); " + ("such frames are converted to it to be sampled"
+                                                          if fmt != info.pix_fmt else "as it was"))
+                    changes_said = len(decoder.format_changes)
                 if current.missing == 0 and not current.scored:
                     yield self._score(current, 0, decoder.corrupt_packets - damage_seen, offset)
                     damage_seen = decoder.corrupt_packets

@@ -258,6 +258,8 @@ class Pipeline:
                 warnings.append(decoder.damage_report() + "; the score reflects the damage")
             if decoder.decode_error:
                 warnings.append(decoder.decode_error)
+            if decoder.format_report():
+                warnings.append(decoder.format_report())
             if sampled.repeated_slots:
                 warnings.append(f"the stream ended at frame {sampled.last_frame_index} before the {info.num_frames} "
                                 f"frames its container declares; {sampled.repeated_slots} sampled frame(s) repeat "

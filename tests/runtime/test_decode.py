@@ -223,3 +223,34 @@ def test_hdr_transfer_is_read_and_said(tmp_path, probe_model, trc, transfer):
     assert (len(said) == 1) == (transfer != "sdr") and result.info["transfer"] == transfer
     if said:
         assert {"pq": "PQ (HDR10)", "hlg": "HLG"}[transfer] in said[0]
+
+
+def test_pixel_format_change_mid_stream_is_converted_and_said(tmp_path):
+    """Plans and the colour conversion are made for the first frame's format. A stream that switches format
+    (two clips concatenated) has its other frames converted to it: before, 4:4:4 frames in a 4:2:0 stream were
+    read with the 4:2:0 layout (in a check by hand, the default model's colour score of such a second fell from 96
+    to 62)."""
+    from edgevqa.pipeline import Pipeline
+    from edgevqa.testing import remux_clip
+
+    parts = []
+    for pix_fmt in ("yuv420p", "yuv444p"):
+        clip = write_clip(tmp_path / f"{pix_fmt}.mp4", width=320, height=180, num_frames=60, fps=20, pix_fmt=pix_fmt,
+                          seed=3)
+        parts.append(open(remux_clip(clip, tmp_path / f"{pix_fmt}.ts", "mpegts"), "rb").read())
+    mixed = tmp_path / "mixed.ts"
+    mixed.write_bytes(parts[0] + parts[1])
+    with PyAVDecoder(mixed) as decoder:
+        frames = [(f.index, f.planes[1].shape, f.chroma_shift) for f in decoder.frames()]
+        assert decoder.format_changes == ((60, "yuv444p"),) and decoder.reformatted_frames == 60
+    assert len(frames) == 120 and {shape for _, shape, _ in frames} == {(90, 160)}
+    assert "changed at sampled frame(s) 60 (yuv444p)): 60 sampled frame(s) were converted" in decoder.format_report()
+    with Pipeline() as pipeline:
+        alone = [s["scores"]["color"] for s in pipeline.score_stream(tmp_path / "yuv444p.ts", 1.0)]
+        stream = pipeline.score_stream(mixed, 1.0)
+        together = [s["scores"]["color"] for s in stream][3:]
+        result = pipeline.score(mixed)
+    # the 4:4:4 seconds read as the 4:4:4 clip does, up to its chroma brought to 4:2:0
+    assert max(abs(a - b) for a, b in zip(alone, together)) < 3, (alone, together)
+    assert any("from frame 60 the pixel format is yuv444p" in n for n in stream.notes)
+    assert any(w.startswith("the pixel format changed mid-stream") for w in result.warnings)

@@ -157,7 +157,15 @@ class PyAVDecoder:
         fmt_name = self._container.format.name or ""
         if fmt_name.endswith("_pipe") or fmt_name == "image2":
             raise VideoDecodeError(f"{self.name}: is a still image ({fmt_name.replace('_pipe', '')}), not a video")
-        stream = streams[0]
+        # Cover art (an audio file's album picture, a video's thumbnail) is a one-picture "video" stream.
+        moving = [k for k, s in enumerate(streams) if not s.disposition & av.stream.Disposition.attached_pic]
+        if not moving:
+            raise VideoDecodeError(f"{self.name}: has no video stream, only cover art (an attached picture); an audio "
+                                   "file?")
+        # Of several video tracks, the one the file marks as its default, else the first.
+        marked = [k for k in moving if streams[k].disposition & av.stream.Disposition.default]
+        self._video_position = (marked or moving)[0]  # among the container's video streams
+        stream = streams[self._video_position]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
         self._stream = stream
@@ -243,7 +251,8 @@ class PyAVDecoder:
             try:
                 with av.open(self._second_handle(), mode="r", **self._open_arguments) as other:
                     self._packets = [(packet.pts, bool(packet.is_keyframe), bool(packet.is_discard))
-                                     for packet in other.demux(other.streams.video[0]) if packet.size]
+                                     for packet in other.demux(other.streams.video[self._video_position])
+                                     if packet.size]
             except (av.FFmpegError, OSError, IndexError):
                 self._packets = []
         return self._packets
@@ -397,7 +406,7 @@ class PyAVDecoder:
         self._container = self._av.open(source, mode="r", **self._open_arguments)
         self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
         self.reformatted_frames, self.format_changes = 0, ()
-        stream = self._container.streams.video[0]
+        stream = self._container.streams.video[self._video_position]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
         self._stream, self._pending, self._frames_iter = stream, [], self._raw_frames()

@@ -254,3 +254,33 @@ def test_pixel_format_change_mid_stream_is_converted_and_said(tmp_path):
     assert max(abs(a - b) for a, b in zip(alone, together)) < 3, (alone, together)
     assert any("from frame 60 the pixel format is yuv444p" in n for n in stream.notes)
     assert any(w.startswith("the pixel format changed mid-stream") for w in result.warnings)
+
+
+def test_cover_art_is_not_the_video(tmp_path, small_clip):
+    """An attached picture (an audio file's album cover, a video's thumbnail) is a one-picture "video" stream:
+    an audio file with a cover is an error, not a score of its cover, and of several video tracks the one the
+    file marks as default is scored (the first otherwise)."""
+    import shutil
+    import subprocess
+
+    from edgevqa.pipeline import Pipeline
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg command line to mux cover art (Debian: ffmpeg)")
+
+    def ffmpeg(*args):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True)
+
+    cover = tmp_path / "cover.png"
+    ffmpeg("-i", small_clip, "-frames:v", "1", cover)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-i", cover, "-map", "0", "-map", "1", "-c:a",
+           "aac", "-c:v", "mjpeg", "-disposition:v", "attached_pic", tmp_path / "song.m4a")
+    with pytest.raises(VideoDecodeError, match="only cover art"):
+        PyAVDecoder(tmp_path / "song.m4a")
+    # a still first track, then the clip marked default (Matroska keeps the dispositions of video tracks)
+    ffmpeg("-i", cover, "-i", small_clip, "-map", "0", "-map", "1:v", "-c:v:0", "mjpeg", "-c:v:1", "copy",
+           "-disposition:v:0", "0", "-disposition:v:1", "default", tmp_path / "two.mkv")
+    with av.open(str(tmp_path / "two.mkv")) as container:
+        assert [s.codec_context.name for s in container.streams.video] == ["mjpeg", "h264"]
+    with Pipeline() as pipeline:
+        assert pipeline.score(tmp_path / "two.mkv").scores == pipeline.score(small_clip).scores

@@ -207,6 +207,7 @@ class PyAVDecoder:
         is_rgb, depth, shift, _ = _NATIVE_FORMATS.get(fmt, (False, 8, (0, 0), "fallback"))
         rotation = _rotation_of(first)
         width, height = first.width, first.height
+        self._coded_size = (first.width, first.height)
         if rotation in (90, 270):
             width, height = height, width
             shift = (shift[1], shift[0])
@@ -405,7 +406,7 @@ class PyAVDecoder:
             source = io.BytesIO(source.getvalue())
         self._container = self._av.open(source, mode="r", **self._open_arguments)
         self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
-        self.reformatted_frames, self.format_changes = 0, ()
+        self.reformatted_frames, self.format_changes, self.rescaled_frames, self.size_changes = 0, (), 0, ()
         stream = self._container.streams.video[self._video_position]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
@@ -441,29 +442,47 @@ class PyAVDecoder:
 
     reformatted_frames = 0  # frames converted because the pixel format changed mid-stream
     format_changes: tuple[tuple[int, str], ...] = ()  # (frame index, format) where the coded format changed
+    rescaled_frames = 0  # frames scaled because the frame size changed mid-stream
+    size_changes: tuple[tuple[int, str], ...] = ()  # (frame index, "WxH") where the coded size changed
 
     def format_report(self) -> str:
-        """One line on pixel-format changes met so far (empty when none)."""
-        if not self.reformatted_frames:
-            return ""
-        changes = ", ".join(f"{i} ({fmt})" for i, fmt in self.format_changes)
-        return (f"the pixel format changed mid-stream (the stream started as {self.info.pix_fmt}; changed at "
-                f"sampled frame(s) {changes}): {self.reformatted_frames} sampled frame(s) were converted to "
-                f"{self.info.pix_fmt}")
+        """One line on pixel-format and frame-size changes met so far (empty when none)."""
+        said = []
+        if self.reformatted_frames:
+            changes = ", ".join(f"{i} ({fmt})" for i, fmt in self.format_changes)
+            said.append(f"the pixel format changed mid-stream (the stream started as {self.info.pix_fmt}; changed "
+                        f"at sampled frame(s) {changes}): {self.reformatted_frames} sampled frame(s) were converted "
+                        f"to {self.info.pix_fmt}")
+        if self.rescaled_frames:
+            first = "x".join(map(str, self._coded_size))
+            changes = ", ".join(f"{i} ({size})" for i, size in self.size_changes)
+            said.append(f"the frame size changed mid-stream (the stream started at {first}; changed at sampled "
+                        f"frame(s) {changes}): {self.rescaled_frames} sampled frame(s) were scaled to {first} "
+                        "(bicubic), as a player shows them")
+        return "; ".join(said)
+
+    @staticmethod
+    def _note_change(changes: tuple[tuple[int, str], ...], index: int, value: str, first: str):
+        """``changes`` with (index, value) added where the value differs from the one before."""
+        before = changes[-1][1] if changes else first
+        return changes + ((index, value),) if value != before else changes
 
     def _to_frame(self, index: int, raw: Any) -> Frame:
         info = self.info
         fmt = raw.format.name
-        if fmt != info.pix_fmt:
-            # Plans and the colour conversion are made for the stream's first format: a frame in another one
-            # (a concatenated or switched stream) is converted to it, never read with the wrong layout.
-            if not self.format_changes or self.format_changes[-1][1] != fmt:
-                self.format_changes += ((index, fmt),)
-            self.reformatted_frames += 1
+        size = f"{raw.width}x{raw.height}"
+        first_size = "x".join(map(str, self._coded_size))
+        self.format_changes = self._note_change(self.format_changes, index, fmt, info.pix_fmt)
+        self.size_changes = self._note_change(self.size_changes, index, size, first_size)
+        if fmt != info.pix_fmt or size != first_size:
+            # Plans and the colour conversion are made for the stream's first format and size: a frame in
+            # another (a concatenated stream, an adaptive stream switching quality) is converted and scaled
+            # to them, as a player would show it, never read with the wrong layout.
+            self.reformatted_frames += fmt != info.pix_fmt
+            self.rescaled_frames += size != first_size
             fmt = info.pix_fmt
-            raw = raw.reformat(format=fmt)
-        elif self.format_changes and self.format_changes[-1][1] != fmt:
-            self.format_changes += ((index, fmt),)  # back to the first format
+            raw = raw.reformat(width=self._coded_size[0], height=self._coded_size[1], format=fmt,
+                               interpolation="BICUBIC")
         if fmt not in _NATIVE_FORMATS:
             raw = raw.reformat(format=_FALLBACK_FORMAT)
             fmt = _FALLBACK_FORMAT

@@ -154,12 +154,9 @@ class StreamScores:
                 current.sample(frame, conversion)
                 last_frame = frame
                 self._position = (offset[0] + frame.index + 1, offset[1] + (frame.index + 1) / info.fps)
-                if len(decoder.format_changes) > changes_said:
-                    for at, fmt in decoder.format_changes[changes_said:]:
-                        self._note(f"from frame {offset[0] + at} the pixel format is {fmt} (the stream started as "
-                                   f"{info.pix_fmt}); " + ("such frames are converted to it to be sampled"
-                                                          if fmt != info.pix_fmt else "as it was"))
-                    changes_said = len(decoder.format_changes)
+                if len(decoder.format_changes) + len(decoder.size_changes) > changes_said:
+                    self._say_changes(decoder, offset[0], info)
+                    changes_said = len(decoder.format_changes) + len(decoder.size_changes)
                 if current.missing == 0 and not current.scored:
                     yield self._score(current, 0, decoder.corrupt_packets - damage_seen, offset)
                     damage_seen = decoder.corrupt_packets
@@ -183,6 +180,16 @@ class StreamScores:
                                "(under half a segment)")
             if decoder.decode_error:
                 self._note(decoder.decode_error)
+
+    def _say_changes(self, decoder: PyAVDecoder, offset: int, info: Any) -> None:
+        """A note for each change of pixel format or frame size the decoder met (`_note` says each once)."""
+        first_size = f"{info.width}x{info.height}" if info.rotation in (0, 180) else f"{info.height}x{info.width}"
+        for what, changes, first, done in (("pixel format", decoder.format_changes, info.pix_fmt, "converted to it"),
+                                           ("coded frame size", decoder.size_changes, first_size,
+                                            "scaled to it (bicubic), as a player shows them")):
+            for at, value in changes:
+                self._note(f"from frame {offset + at} the {what} is {value} (the stream started as {first}); "
+                           + (f"such frames are {done}" if value != first else "as it was"))
 
     def _dtype(self, plan: Any) -> np.dtype:
         return np.dtype(plan.view.dtype)

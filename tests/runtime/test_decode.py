@@ -284,3 +284,31 @@ def test_cover_art_is_not_the_video(tmp_path, small_clip):
         assert [s.codec_context.name for s in container.streams.video] == ["mjpeg", "h264"]
     with Pipeline() as pipeline:
         assert pipeline.score(tmp_path / "two.mkv").scores == pipeline.score(small_clip).scores
+
+
+def test_frame_size_change_mid_stream_is_scaled_and_said(tmp_path):
+    """An adaptive stream that switches to a lower resolution (or two clips concatenated) has its other frames
+    scaled to the first frame's size, as a player shows them, instead of ending in an error: the lower
+    resolution then reads as blur."""
+    from edgevqa.pipeline import Pipeline
+    from edgevqa.testing import remux_clip
+
+    parts = []
+    for width, height in ((320, 180), (160, 90)):
+        clip = write_clip(tmp_path / f"{width}.mp4", width=width, height=height, num_frames=60, fps=20, seed=3)
+        parts.append(open(remux_clip(clip, tmp_path / f"{width}.ts", "mpegts"), "rb").read())
+    mixed = tmp_path / "switching.ts"
+    mixed.write_bytes(parts[0] + parts[1] + parts[0])
+    with PyAVDecoder(mixed) as decoder:
+        sizes = {f.planes[0].shape for f in decoder.frames()}
+        assert sizes == {(180, 320)} and decoder.rescaled_frames == 60
+        assert decoder.size_changes == ((60, "160x90"), (120, "320x180"))
+    with Pipeline() as pipeline:
+        stream = pipeline.score_stream(mixed, 1.0)
+        blur = [s["scores"]["blur"] for s in stream]
+        halves = tmp_path / "halves.ts"  # the whole video's plan reads both halves of this one
+        halves.write_bytes(parts[0] + parts[1])
+        result = pipeline.score(halves)
+    assert len(blur) == 9 and max(blur[3:6]) < min(blur[:3] + blur[6:])  # the 160x90 seconds read blurrier
+    assert any("the coded frame size is 160x90" in n for n in stream.notes)
+    assert any("the frame size changed mid-stream" in w for w in result.warnings), result.warnings

@@ -214,19 +214,25 @@ class Pipeline:
         if _is_pipe(video):
             # A pipe cannot be read twice, and its length is known only at its end: read it whole (the
             # compressed video), so it is planned, and scored, exactly as the same file would be.
-            name, video = _name_of(video), _read_whole(video)
-        elif _is_file_object(video) and _length_unknown(video, self.decode_threads):
+            name, video = describe_source(video), _read_whole(video)
+        start = video.tell() if _is_file_object(video) else None
+        decoder = PyAVDecoder(video, threads=self.decode_threads, name=name)
+        if decoder.info.frame_count_source == "unknown" and start is not None:
             # No frame count and no duration (a raw H.264 stream, say): only counting its packets tells how
-            # many frames there are, and that needs the data twice.
-            name, video = _name_of(video), _read_whole(video)
-        with PyAVDecoder(video, threads=self.decode_threads, name=name) as decoder:
+            # many frames there are, and that needs the data twice, so a file object is read whole.
+            decoder.close()
+            video.seek(start)
+            name, video = describe_source(video), _read_whole(video)
+            decoder = PyAVDecoder(video, threads=self.decode_threads, name=name)
+        with decoder:
             info = decoder.info
             if info.frame_count_source == "unknown":  # a plan for a guessed length would score other frames
                 raise VideoDecodeError(f"{decoder.name}: the video's length is unknown (no frame count, duration or "
                                        "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
-            if info.hdr_note():
-                warnings.append(info.hdr_note())
+            hdr_note = info.hdr_note()
+            if hdr_note:
+                warnings.append(hdr_note)
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)
@@ -349,7 +355,7 @@ class Pipeline:
                         video = next(source)
                     except StopIteration:
                         return
-                    pending.append((_name_of(video), pool.submit(self.prepare, video)))
+                    pending.append((describe_source(video), pool.submit(self.prepare, video)))
 
             refill()
             while pending:
@@ -424,21 +430,8 @@ def _is_file_object(video: Any) -> bool:
 def _read_whole(video: Any) -> bytes:
     data = video.read()
     if not data:
-        raise VideoDecodeError(f"{_name_of(video)}: no data to read")
+        raise VideoDecodeError(f"{describe_source(video)}: no data to read")
     return bytes(data)
-
-
-def _length_unknown(video: Any, threads: int) -> bool:
-    """Whether a seekable file object holds a video whose frames the container does not count (nor its
-    duration tell); it is left at the position it had."""
-    position = video.tell()
-    try:
-        with PyAVDecoder(video, threads=threads) as probe:
-            return probe.info.frame_count_source == "unknown"
-    except VideoDecodeError:
-        return False  # opening it again in `prepare` reports the problem
-    finally:
-        video.seek(position)
 
 
 def _is_pipe(video: Any) -> bool:
@@ -449,10 +442,6 @@ def _is_pipe(video: Any) -> bool:
         return not video.seekable()
     except (AttributeError, OSError, ValueError):
         return True
-
-
-def _name_of(video: Any) -> str:
-    return describe_source(video)
 
 
 def score(video: Any, model: str | os.PathLike | None = None, **options: Any) -> Result:

@@ -31,7 +31,8 @@ from .segments import check_segment_seconds
 # Columns of every output row besides the model's outputs (one float column each, NaN where scoring failed).
 ROW_COLUMNS = ("index", "video", "ok", "error", "warnings", "frames_decoded", "seconds", "model", "model_version",
                "result")
-PIPELINE_OPTIONS = ("backend", "threads", "seed", "plan_mode", "device", "segment_seconds", "decode_threads")
+PIPELINE_OPTIONS = ("backend", "threads", "seed", "plan_mode", "device", "segment_seconds", "decode_threads",
+                    "deinterlace")
 
 
 def import_ray() -> Any:

@@ -43,6 +43,8 @@ def add_model_arguments(p: Any) -> None:
                    help="'reference' reproduces the original FAST-VQA sampling, quirks included")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+    p.add_argument("--no-deinterlace", dest="deinterlace", action="store_false",
+                   help="score interlaced frames as coded, fields woven (default: deinterlace them, as a player does)")
 
 
 BELOW_EXIT_STATUS = 3  # every video scored, and a score fell below a --fail-below threshold
@@ -164,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     # '-' reads the video from standard input, whole (a pipe's length is known only at its end)
     inputs = [sys.stdin.buffer if v == "-" else v for v in args.videos]
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
-                        plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every))
+                        plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
+                        deinterlace=args.deinterlace)
     thresholds = parse_thresholds(args.fail_below, list(pipeline.manifest.outputs))
     rows: list[dict[str, Any]] = []
     progress = Progress(len(args.videos), not args.quiet)

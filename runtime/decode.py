@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from .deinterlace import deinterlace_planes, first_field
 from .errors import VideoDecodeError
 from .video import Frame, VideoInfo
 
@@ -104,11 +105,15 @@ class PyAVDecoder:
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
-                 input_options: dict[str, str] | None = None, name: str | None = None):
+                 input_options: dict[str, str] | None = None, name: str | None = None, deinterlace: bool = True):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
-        ``timeout``). ``name`` is what messages call the source (default: its path, or a description)."""
+        ``timeout``). ``name`` is what messages call the source (default: its path, or a description).
+        ``deinterlace``: frames coded interlaced come out deinterlaced (`edgevqa.deinterlace`), as a player
+        shows them; `deinterlaced_frames` counts them."""
         self.name = name or describe_source(source)
+        self.deinterlace = deinterlace
+        self.deinterlaced_frames = 0
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
         self._threads = threads
         # A live source (a stream still playing, a growing file) is never read ahead to count its frames.
@@ -169,6 +174,7 @@ class PyAVDecoder:
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
         self._stream = stream
+        self._first_field = first_field(getattr(stream.codec_context, "field_order", 0))
         self._frames_iter = self._raw_frames()
         try:
             first = next(self._frames_iter, None)
@@ -229,7 +235,8 @@ class PyAVDecoder:
                          duration=duration, pix_fmt=fmt, codec=stream.codec_context.name, bit_depth=depth,
                          chroma_shift=shift, is_rgb=is_rgb, color_matrix=matrix,
                          color_range="full" if full else "limited", rotation=rotation,
-                         frame_count_source=source, transfer=transfer)
+                         frame_count_source=source, transfer=transfer,
+                         interlaced=bool(getattr(first, "interlaced_frame", False)))
 
     def _second_handle(self) -> Any:
         """What `av.open` needs to read the same source again from its start (a path or in-memory bytes)."""
@@ -407,6 +414,7 @@ class PyAVDecoder:
         self._container = self._av.open(source, mode="r", **self._open_arguments)
         self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
         self.reformatted_frames, self.format_changes, self.rescaled_frames, self.size_changes = 0, (), 0, ()
+        self.deinterlaced_frames = 0
         stream = self._container.streams.video[self._video_position]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
@@ -488,6 +496,10 @@ class PyAVDecoder:
             fmt = _FALLBACK_FORMAT
         is_rgb, depth, shift, kind = _NATIVE_FORMATS[fmt]
         planes = _plane_views(raw, kind, depth)
+        if self.deinterlace and getattr(raw, "interlaced_frame", False):
+            # In coded orientation, before rotating: the fields alternate along the coded lines.
+            planes = deinterlace_planes(planes, self._first_field, depth, shared_chroma=kind == "gray")
+            self.deinterlaced_frames += 1
         rotation = _rotation_of(raw)
         planes = _rotate_planes(planes, rotation)
         if rotation in (90, 270):

@@ -123,16 +123,15 @@ class StreamScores:
         """Plays the stream once, yielding its segments; ``offset`` is what the connections before played."""
         pipeline = self.pipeline
         with PyAVDecoder(self.source, threads=pipeline.decode_threads, live=True, input_format=self.input_format,
-                         input_options=self.input_options) as decoder:
+                         input_options=self.input_options, deinterlace=pipeline.deinterlace) as decoder:
             self.name, info = decoder.name, decoder.info
             self.info = info
             self.connections += 1
             length = segment_length(info, self.seconds)
             views = pipeline.manifest.views
             first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
-            for note in [info.hdr_note()] + [n for p in first_plans for n in p.notes]:
-                if note:
-                    self._note(note)
+            for note in info.picture_notes(pipeline.deinterlace) + [n for p in first_plans for n in p.notes]:
+                self._note(note)
             conversion = None
             current: _OpenSegment | None = None
             last_frame = None

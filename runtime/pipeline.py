@@ -136,7 +136,7 @@ class Pipeline:
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
-                 segment_seconds: float | None = None):
+                 segment_seconds: float | None = None, deinterlace: bool = True):
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.model_path = resolve_model(model)
         self.manifest: ModelManifest = load_manifest(self.model_path)
@@ -144,6 +144,7 @@ class Pipeline:
         self.seed = seed
         self.plan_mode = plan_mode
         self.decode_threads = decode_threads
+        self.deinterlace = deinterlace
         self.runner = runner or make_runner(self.model_path, backend, threads, device)
         self.model_load_seconds: float | None = None
         self._checked = False
@@ -216,23 +217,21 @@ class Pipeline:
             # compressed video), so it is planned, and scored, exactly as the same file would be.
             name, video = describe_source(video), _read_whole(video)
         start = video.tell() if _is_file_object(video) else None
-        decoder = PyAVDecoder(video, threads=self.decode_threads, name=name)
+        decoder = PyAVDecoder(video, threads=self.decode_threads, name=name, deinterlace=self.deinterlace)
         if decoder.info.frame_count_source == "unknown" and start is not None:
             # No frame count and no duration (a raw H.264 stream, say): only counting its packets tells how
             # many frames there are, and that needs the data twice, so a file object is read whole.
             decoder.close()
             video.seek(start)
             name, video = describe_source(video), _read_whole(video)
-            decoder = PyAVDecoder(video, threads=self.decode_threads, name=name)
+            decoder = PyAVDecoder(video, threads=self.decode_threads, name=name, deinterlace=self.deinterlace)
         with decoder:
             info = decoder.info
             if info.frame_count_source == "unknown":  # a plan for a guessed length would score other frames
                 raise VideoDecodeError(f"{decoder.name}: the video's length is unknown (no frame count, duration or "
                                        "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
-            hdr_note = info.hdr_note()
-            if hdr_note:
-                warnings.append(hdr_note)
+            warnings.extend(info.picture_notes(self.deinterlace))
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)
@@ -252,7 +251,7 @@ class Pipeline:
                 # only damaged videos pay for the second decode.
                 if decoder.reopenable:
                     first_report = decoder.damage_report()
-                    with PyAVDecoder(video, threads=1, name=name) as again:
+                    with PyAVDecoder(video, threads=1, name=name, deinterlace=self.deinterlace) as again:
                         sampled = decode_and_sample(again)
                     decoder = again
                     warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "

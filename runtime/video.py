@@ -35,6 +35,7 @@ class VideoInfo:
     rotation: int = 0  # degrees counter-clockwise applied to coded frames to display them
     frame_count_source: str = "container"  # container | duration | packets | unknown
     transfer: str = "sdr"  # sdr | pq (SMPTE ST 2084, HDR10) | hlg (ARIB STD-B67): the coded values' transfer curve
+    interlaced: bool = False  # each frame holds two fields (1080i/576i broadcast, some cameras), by its first frame
 
     def hdr_note(self) -> str | None:
         """What scores of an HDR video mean, for a warning; None for SDR video."""
@@ -44,6 +45,21 @@ class VideoInfo:
         curve, seen = looks.get(self.transfer, (self.transfer, "otherwise"))
         return (f"HDR video ({curve} transfer): its pixels are read as coded, as if SDR, so a model trained on SDR "
                 f"video (the default model is) sees them {seen}; the scores describe that picture, not the HDR one")
+
+    def interlace_note(self, deinterlaced: bool = True) -> str | None:
+        """What scores of interlaced video mean, for a warning; None for progressive video."""
+        if not self.interlaced:
+            return None
+        if deinterlaced:
+            return ("interlaced video: its frames were deinterlaced before sampling, as a player shows them (the "
+                    "field shown first kept, the other field's lines interpolated where they comb)")
+        return ("interlaced video, not deinterlaced: each frame is scored as coded, its two fields woven together, so "
+                "anything that moves between the fields shows as combing that a player's deinterlacer would "
+                "remove; the scores describe the woven frames")
+
+    def picture_notes(self, deinterlaced: bool = True) -> list[str]:
+        """Warnings about how the coded pictures differ from what a viewer is shown (HDR, interlacing)."""
+        return [note for note in (self.hdr_note(), self.interlace_note(deinterlaced)) if note]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

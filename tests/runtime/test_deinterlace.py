@@ -1,0 +1,160 @@
+"""Deinterlacing (`edgevqa.deinterlace`) against a plain per-pixel loop, and through the decoder and pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgevqa.deinterlace import COMB_THRESHOLD, deinterlace_plane, first_field
+
+
+def reference_deinterlace(plane: np.ndarray, field: int, bit_depth: int) -> np.ndarray:
+    """The specification, one sample at a time."""
+    height, width = plane.shape
+    kept_rows = list(range(field, height, 2))
+    other_rows = list(range(1 - field, height, 2))
+    threshold = COMB_THRESHOLD << (bit_depth - 8)
+    out = plane.copy()
+    if not kept_rows:  # one line, of the other field: nothing to deinterlace it against
+        return out
+
+    def kept(k: int, x: int) -> int:
+        return int(plane[kept_rows[min(max(k, 0), len(kept_rows) - 1)], x])
+
+    for n, row in enumerate(other_rows):
+        below = (row - field + 1) // 2  # the kept line under this one (in kept-line numbering)
+        up_row, down_row = other_rows[max(n - 1, 0)], other_rows[min(n + 1, len(other_rows) - 1)]
+        for x in range(width):
+            a, b, o = kept(below - 1, x), kept(below, x), int(plane[row, x])
+            beyond = (o - a > threshold and o - b > threshold) or (a - o > threshold and b - o > threshold)
+            along = abs(2 * o - int(plane[up_row, x]) - int(plane[down_row, x]))
+            if beyond and along < min(abs(o - a), abs(o - b)):
+                cubic = (9 * (a + b) - kept(below - 2, x) - kept(below + 1, x) + 8) >> 4
+                out[row, x] = min(max(cubic, 0), (1 << bit_depth) - 1)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (2, 3), (3, 7), (9, 4), (17, 13), (30, 11)])
+@pytest.mark.parametrize("field", [0, 1])
+@pytest.mark.parametrize("bit_depth", [8, 10])
+def test_matches_the_reference_on_random_planes(shape, field, bit_depth):
+    rng = np.random.default_rng([shape[0], shape[1], field, bit_depth])
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    plane = rng.integers(0, 1 << bit_depth, shape).astype(dtype)
+    # Combing of two random pictures and smooth stretches both: alternate lines from two images
+    plane[::2] = np.clip(plane[::2] // 4 + (1 << (bit_depth - 2)), 0, (1 << bit_depth) - 1)
+    got = deinterlace_plane(plane, field, bit_depth)
+    assert got.dtype == plane.dtype and got.shape == plane.shape
+    assert np.array_equal(got, reference_deinterlace(plane, field, bit_depth))
+    assert np.array_equal(got[field::2], plane[field::2])  # the kept field is untouched
+
+
+def test_non_contiguous_planes_and_the_input_is_not_changed():
+    rng = np.random.default_rng(3)
+    packed = rng.integers(0, 256, (15, 9 * 3), dtype=np.uint8)
+    before = packed.copy()
+    view = packed[:, 1::3]  # one channel of packed RGB
+    got = deinterlace_plane(view, 0)
+    assert np.array_equal(got, reference_deinterlace(np.ascontiguousarray(view), 0, 8))
+    assert np.array_equal(packed, before)
+
+
+def smooth_picture(height: int, width: int, phase: float) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return (128 + 90 * np.sin(x / 7.0 + phase) * np.cos(y / 11.0)).astype(np.uint8)
+
+
+def test_a_still_picture_is_left_as_it_is():
+    picture = smooth_picture(48, 64, 0.0)
+    assert np.array_equal(deinterlace_plane(picture, 0), picture)
+    assert np.array_equal(deinterlace_plane(picture, 1), picture)
+
+
+def test_combing_is_replaced_by_the_kept_field():
+    first, second = smooth_picture(48, 64, 0.0), smooth_picture(48, 64, 2.5)  # the scene moved between fields
+    woven = first.copy()
+    woven[1::2] = second[1::2]
+    fixed = deinterlace_plane(woven, 0)
+    error_woven = np.abs(woven.astype(int) - first).mean()
+    error_fixed = np.abs(fixed.astype(int) - first).mean()
+    assert error_fixed < error_woven / 4
+
+
+def test_first_field_of_each_field_order():
+    assert [first_field(order) for order in (None, 0, 1, 2, 3, 4, 5)] == [0, 0, 0, 0, 1, 1, 0]
+
+
+def write_interlaced(path, frames: np.ndarray, interlaced: bool = True) -> None:
+    """MPEG-2 of grey ``[T, H, W]`` frames, coded interlaced (field DCT and motion estimation) or not."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg2video", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"flags": "+ilme+ildct", "qscale": "1"} if interlaced else {"qscale": "1"}
+        stream.codec_context.qmin = 1
+        for i, grey in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def combed_frames(count: int = 6, height: int = 64, width: int = 96) -> np.ndarray:
+    frames = []
+    for i in range(count):
+        first, second = smooth_picture(height, width, 1.5 * i), smooth_picture(height, width, 1.5 * i + 0.75)
+        woven = first.copy()
+        woven[1::2] = second[1::2]
+        frames.append(woven)
+    return np.stack(frames)
+
+
+def test_decoder_deinterlaces_interlaced_frames(tmp_path):
+    pytest.importorskip("av")
+    from edgevqa.decode import PyAVDecoder
+
+    path = tmp_path / "combed.mpg"
+    write_interlaced(path, combed_frames())
+    with PyAVDecoder(path) as decoder:
+        fixed = [f.planes[0].copy() for f in decoder.frames(range(6))]
+        assert decoder.info.interlaced and decoder.deinterlaced_frames == 6
+        # FFmpeg's MPEG-2 encoder marks frames bottom field first unless told otherwise: that field is kept
+        field = first_field(decoder._stream.codec_context.field_order)
+    with PyAVDecoder(path, deinterlace=False) as decoder:
+        woven = [f.planes[0].copy() for f in decoder.frames(range(6))]
+        assert decoder.deinterlaced_frames == 0
+    for a, b in zip(fixed, woven):
+        assert np.array_equal(a, deinterlace_plane(b, field))  # the decoder's frames, deinterlaced as specified
+        assert np.array_equal(a[field::2], b[field::2]) and not np.array_equal(a, b)
+
+
+def test_progressive_video_is_not_touched(tmp_path):
+    pytest.importorskip("av")
+    from edgevqa.decode import PyAVDecoder
+
+    path = tmp_path / "progressive.mpg"
+    write_interlaced(path, combed_frames(), interlaced=False)
+    with PyAVDecoder(path) as decoder:
+        assert not decoder.info.interlaced
+        list(decoder.frames(range(6)))
+        assert decoder.deinterlaced_frames == 0
+
+
+def test_pipeline_and_stream_deinterlace_and_say_so(tmp_path, probe_model):
+    pytest.importorskip("av")
+    from edgevqa.pipeline import Pipeline
+
+    path = tmp_path / "combed.mpg"
+    write_interlaced(path, combed_frames())
+    with Pipeline(probe_model) as pipeline, Pipeline(probe_model, deinterlace=False) as woven:
+        fixed_result, woven_result = pipeline.score(path), woven.score(path)
+        stream = pipeline.score_stream(path, 0.3)
+        assert len(list(stream)) == 2
+    assert fixed_result.scores != woven_result.scores
+    assert [w for w in fixed_result.warnings if w.startswith("interlaced video")] == [
+        fixed_result.warnings[0]] and "deinterlaced" in fixed_result.warnings[0]
+    assert any(w.startswith("interlaced video, not deinterlaced") for w in woven_result.warnings)
+    assert sum(n.startswith("interlaced video") for n in stream.notes) == 1

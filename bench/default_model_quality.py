@@ -24,7 +24,9 @@ exactly as a user's video would be. Reported:
   10; target <= 2 points), and whether scoring the same clip twice gives identical scores. The re-encode is
   a transcode as FFmpeg does it (`transcode`: decoded YUV 4:2:0 frames straight into the encoder). Also
   reported, not a target: the same CRF through an 8-bit RGB round trip (the recipe's `reencode_clip`), which
-  adds a colour conversion and chroma resampling to the re-encode;
+  adds a colour conversion and chroma resampling to the re-encode; and the largest score change between the
+  pristine frames encoded losslessly at 8 bits and at 10 bits per sample (`encode_lossless`): the same picture
+  held more precisely, as an HDR-capable camera or a 10-bit master gives it;
 - cost: the model's share of the CPU pipeline on an 8 s 1080p clip, and the pipeline's time against decoding
   the same frames alone (issue target: pipeline <= 1.15 x decode-only).
 """
@@ -122,6 +124,27 @@ def transcode(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
     return dst
 
 
+def encode_lossless(frames: np.ndarray, path: str, fps: int, pix_fmt: str) -> str:
+    """Encode uint8 RGB ``[T, H, W, 3]`` losslessly (libx264 QP 0, one thread) in ``pix_fmt`` (``yuv420p`` or
+    ``yuv420p10le``): the clips differ only in how precisely the RGB -> YUV conversion's result is kept."""
+    import av
+
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.options = {"qp": "0", "preset": "veryfast"}
+        stream.codec_context.thread_count = 1
+        stream.codec_context.time_base = Fraction(1, fps)
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def distortion_seed(source_index: int, dim_index: int, level: float, sweep_seeds: str = DEFAULT_SWEEP_SEEDS) -> int:
     """The seed of one clip of a sweep. ``per-sweep`` (the default): one draw for the whole sweep, so only
     the severity changes along it; "the overall score falls monotonically with severity" is then a statement
@@ -144,7 +167,7 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
 
     sources = content_mod.split(content_mod.default_content(), "heldout")[:max_sources]
     rows = []
-    stability, rgb_round_trip = [], []
+    stability, rgb_round_trip, bit_depth = [], [], []
     repeat_identical = True
     with Pipeline(model) as pipeline:
         for i, source in enumerate(sources):
@@ -159,6 +182,10 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
             stability.append({k: abs(lossless[k] - base[k]) for k in base})
             via_rgb = pipeline.score(reencode_clip(base_path, os.path.join(workdir, f"{i}-crf10-rgb.mp4"), 10)).scores
             rgb_round_trip.append({k: abs(via_rgb[k] - base[k]) for k in base})
+            depth = {bits: pipeline.score(encode_lossless(pristine, os.path.join(workdir, f"{i}-lossless{bits}.mp4"), 24,
+                                                          pix_fmt)).scores
+                     for bits, pix_fmt in ((8, "yuv420p"), (10, "yuv420p10le"))}
+            bit_depth.append({k: abs(depth[10][k] - depth[8][k]) for k in depth[8]})
             for d_index, dim in enumerate(dist.DIMENSIONS):
                 kind = dist.KINDS[dim][(i + d_index) % len(dist.KINDS[dim])]
                 for level in levels:
@@ -169,10 +196,10 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
                     rows.append({"source": source.name, "dim": dim, "kind": kind, "level": float(level),
                                  "unchanged": bool(unchanged), "scores": pipeline.score(path).scores})
                     os.remove(path)
-    return rows, stability, repeat_identical, rgb_round_trip
+    return rows, stability, repeat_identical, rgb_round_trip, bit_depth
 
 
-def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
+def summarise(rows, stability, repeat_identical, rgb_round_trip=None, bit_depth=None):
     from edgevqa.export.recipe import distortions as dist
 
     summary = {"per_dimension": {}, "kinds": {}}
@@ -231,6 +258,11 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None):
                                              for source, change in zip(pristine, stability)}
     if rgb_round_trip:
         summary["rgb_round_trip_reencode_max_change"] = max(max(s.values()) for s in rgb_round_trip)
+    if bit_depth:
+        per_source = [max(s.values()) for s in bit_depth]
+        summary["bit_depth_max_change"] = max(per_source)
+        summary["bit_depth_max_by_output"] = {k: max(s[k] for s in bit_depth) for k in bit_depth[0]}
+        summary["bit_depth_worst_source"] = list(pristine)[int(np.argmax(per_source))]
     summary["repeat_identical"] = bool(repeat_identical)
     return summary
 
@@ -296,9 +328,9 @@ def main(argv=None) -> int:
     model = resolve_model(args.model)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        rows, stability, repeat_identical, rgb_round_trip = accuracy(model, levels, args.seed, args.frames,
-                                                                     args.sources, tmp, args.sweep_seeds)
-    summary = summarise(rows, stability, repeat_identical, rgb_round_trip)
+        rows, stability, repeat_identical, rgb_round_trip, bit_depth = accuracy(
+            model, levels, args.seed, args.frames, args.sources, tmp, args.sweep_seeds)
+    summary = summarise(rows, stability, repeat_identical, rgb_round_trip, bit_depth)
     summary["accuracy_seconds"] = time.perf_counter() - t0
     summary["model"] = model
     summary["levels"] = levels
@@ -331,6 +363,10 @@ def main(argv=None) -> int:
           f"; worst source {summary['lossless_reencode_worst_source']}")
     print(f"  the same CRF through an 8-bit RGB round trip (not a target): largest change "
           f"{summary['rgb_round_trip_reencode_max_change']:.2f} points")
+    print(f"  the same frames lossless at 8 and at 10 bits (not a target): largest change "
+          f"{summary['bit_depth_max_change']:.2f} points; by output " +
+          ", ".join(f"{k} {v:.2f}" for k, v in summary["bit_depth_max_by_output"].items()) +
+          f"; worst source {summary['bit_depth_worst_source']}")
     print(f"same clip scored twice: {'identical' if summary['repeat_identical'] else 'DIFFERENT'}")
 
     if not args.skip_cost:

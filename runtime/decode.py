@@ -105,14 +105,17 @@ class PyAVDecoder:
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
-                 input_options: dict[str, str] | None = None, name: str | None = None, deinterlace: bool = True):
+                 input_options: dict[str, str] | None = None, name: str | None = None, deinterlace: bool = True,
+                 max_bit_depth: int | None = None):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
         ``timeout``). ``name`` is what messages call the source (default: its path, or a description).
         ``deinterlace``: frames coded interlaced come out deinterlaced (`edgevqa.deinterlace`), as a player
-        shows them; `deinterlaced_frames` counts them."""
+        shows them; `deinterlaced_frames` counts them. ``max_bit_depth``: frames with deeper samples come out
+        rounded to that many bits (`reduce_bit_depth`), the precision a model was trained on."""
         self.name = name or describe_source(source)
         self.deinterlace = deinterlace
+        self.max_bit_depth = max_bit_depth
         self.deinterlaced_frames = 0
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
         self._threads = threads
@@ -500,6 +503,9 @@ class PyAVDecoder:
             # In coded orientation, before rotating: the fields alternate along the coded lines.
             planes = deinterlace_planes(planes, self._first_field, depth, shared_chroma=kind == "gray")
             self.deinterlaced_frames += 1
+        if self.max_bit_depth is not None and depth > self.max_bit_depth:
+            planes = reduce_bit_depth(planes, depth, self.max_bit_depth, shared_chroma=kind == "gray")
+            depth = self.max_bit_depth
         rotation = _rotation_of(raw)
         planes = _rotate_planes(planes, rotation)
         if rotation in (90, 270):
@@ -515,6 +521,24 @@ class PyAVDecoder:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def reduce_bit_depth(planes: list[np.ndarray], depth: int, target: int, shared_chroma: bool = False
+                     ) -> list[np.ndarray]:
+    """``planes`` of ``depth``-bit samples rounded to ``target`` bits (half up, the top clamped: 10-bit 1023
+    becomes 8-bit 255), as new arrays (uint8 for 8 bits). The limited-range levels map onto each other exactly
+    (10-bit 64 and 940 become 16 and 235). ``shared_chroma``: planes 1 and 2 are grey video's constant
+    stand-in, made again at the new depth."""
+    shift = depth - target
+    top = (1 << target) - 1
+    dtype = np.uint8 if target == 8 else np.dtype("<u2")
+    reduced = [np.minimum((p.astype(np.uint32) + (1 << (shift - 1))) >> shift, top).astype(dtype)
+               for p in (planes[:1] if shared_chroma else planes)]
+    if shared_chroma:
+        mid = np.full((1, 1), 1 << (target - 1), dtype=dtype)
+        grey = np.lib.stride_tricks.as_strided(mid, shape=reduced[0].shape, strides=(0, 0), writeable=False)
+        reduced += [grey, grey]
+    return reduced
 
 
 def _plane_array(plane: Any, dtype: np.dtype, width: int, channels: int = 1) -> np.ndarray:

@@ -122,8 +122,8 @@ class StreamScores:
     def _connection(self, offset: tuple[int, float]) -> Iterator[dict[str, Any]]:
         """Plays the stream once, yielding its segments; ``offset`` is what the connections before played."""
         pipeline = self.pipeline
-        with PyAVDecoder(self.source, threads=pipeline.decode_threads, live=True, input_format=self.input_format,
-                         input_options=self.input_options, deinterlace=pipeline.deinterlace) as decoder:
+        with pipeline.open_decoder(self.source, None, live=True, input_format=self.input_format,
+                                   input_options=self.input_options) as decoder:
             self.name, info = decoder.name, decoder.info
             self.info = info
             self.connections += 1

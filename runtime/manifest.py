@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from .errors import ManifestError
 
 MANIFEST_METADATA_KEY = "edgevqa.manifest"
-MANIFEST_FORMAT_VERSION = 1
+MANIFEST_FORMAT_VERSION = 2  # 2: sample_bit_depth
 SIDECAR_SUFFIX = ".manifest.json"
 
 VIEW_KINDS = ("fragments", "resize_crop", "clips")
@@ -175,6 +175,10 @@ class ModelManifest:
     description: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = MANIFEST_FORMAT_VERSION
+    # The sample precision the model was trained on: video with deeper samples (10-bit, 12-bit, 16-bit RGB) is
+    # rounded to it before sampling, so the same picture scores the same at any bit depth. None: sampled at the
+    # decoded precision (a model trained on frames converted to RGB from whatever depth the video had).
+    sample_bit_depth: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", tuple(self.views))
@@ -193,6 +197,10 @@ class ModelManifest:
                 f"{MANIFEST_FORMAT_VERSION}: upgrade edgevqa")
         if not self.views:
             raise ManifestError(f"manifest of '{self.name}' declares no views (model inputs)")
+        depth = self.sample_bit_depth
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or not 8 <= depth <= 16):
+            raise ManifestError(f"manifest of '{self.name}': sample_bit_depth must be null or a whole number of bits "
+                                f"from 8 to 16, got {depth!r}")
         for view in self.views:
             if not isinstance(view, ViewSpec):
                 raise ManifestError(f"manifest of '{self.name}': views must be ViewSpec objects")
@@ -226,6 +234,7 @@ class ModelManifest:
             "rescale": {k: list(v) for k, v in self.rescale.items()},
             "score_range": list(self.score_range) if self.score_range else None,
             "metadata": dict(self.metadata),
+            **({"sample_bit_depth": self.sample_bit_depth} if self.sample_bit_depth is not None else {}),
         }
 
     def to_json(self, indent: int | None = None) -> str:

@@ -217,14 +217,14 @@ class Pipeline:
             # compressed video), so it is planned, and scored, exactly as the same file would be.
             name, video = describe_source(video), _read_whole(video)
         start = video.tell() if _is_file_object(video) else None
-        decoder = PyAVDecoder(video, threads=self.decode_threads, name=name, deinterlace=self.deinterlace)
+        decoder = self.open_decoder(video, name)
         if decoder.info.frame_count_source == "unknown" and start is not None:
             # No frame count and no duration (a raw H.264 stream, say): only counting its packets tells how
             # many frames there are, and that needs the data twice, so a file object is read whole.
             decoder.close()
             video.seek(start)
             name, video = describe_source(video), _read_whole(video)
-            decoder = PyAVDecoder(video, threads=self.decode_threads, name=name, deinterlace=self.deinterlace)
+            decoder = self.open_decoder(video, name)
         with decoder:
             info = decoder.info
             if info.frame_count_source == "unknown":  # a plan for a guessed length would score other frames
@@ -251,7 +251,7 @@ class Pipeline:
                 # only damaged videos pay for the second decode.
                 if decoder.reopenable:
                     first_report = decoder.damage_report()
-                    with PyAVDecoder(video, threads=1, name=name, deinterlace=self.deinterlace) as again:
+                    with self.open_decoder(video, name, threads=1) as again:
                         sampled = decode_and_sample(again)
                     decoder = again
                     warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "
@@ -280,6 +280,11 @@ class Pipeline:
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
                              segments=segments.results if segments is not None else [])
+
+    def open_decoder(self, video: Any, name: str | None, threads: int | None = None, **options: Any) -> PyAVDecoder:
+        """A decoder giving frames as this pipeline's model wants them (deinterlaced, at its sample precision)."""
+        return PyAVDecoder(video, threads=self.decode_threads if threads is None else threads, name=name,
+                           deinterlace=self.deinterlace, max_bit_depth=self.manifest.sample_bit_depth, **options)
 
     def finish(self, prepared: PreparedVideo) -> Result:
         """Run the model on a prepared video and aggregate its outputs into scores."""

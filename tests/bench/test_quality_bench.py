@@ -7,7 +7,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from edgevqa.bench.default_model_quality import distortion_seed, summarise, transcode  # noqa: E402
+from edgevqa.bench.default_model_quality import distortion_seed, encode_lossless, summarise, transcode  # noqa: E402
 
 
 def test_transcode_keeps_the_frames_in_yuv(clips, tmp_path):
@@ -25,6 +25,26 @@ def test_transcode_keeps_the_frames_in_yuv(clips, tmp_path):
         assert np.array_equal(x.to_ndarray(), y.to_ndarray())
 
 
+def test_lossless_clips_hold_the_same_picture_at_8_and_10_bits(tmp_path):
+    rng = np.random.default_rng(5)
+    # Smooth colour waves, which 4:2:0 chroma barely changes, so the precision of the samples shows.
+    y, x = np.mgrid[0:38, 0:54]
+    picture = np.stack([128 + 100 * np.sin(a * x / 20 + b * y / 20 + c) for a, b, c in rng.uniform(-1.5, 1.5, (3, 3))],
+                       axis=-1)
+    frames = np.stack([picture + t for t in range(3)]).clip(0, 255).astype(np.uint8)
+    got = {}
+    for bits, pix_fmt in ((8, "yuv420p"), (10, "yuv420p10le")):
+        path = encode_lossless(frames, str(tmp_path / f"{bits}.mp4"), 24, pix_fmt)
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.pix_fmt == pix_fmt
+            got[bits] = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(stream)]
+    assert len(got[8]) == len(got[10]) == 3
+    # Both give the frames back up to the rounding of the YUV samples, the 10-bit clip more closely.
+    error = {bits: np.mean([np.abs(g - f).mean() for g, f in zip(got[bits], frames)]) for bits in got}
+    assert error[10] < error[8] < 3
+
+
 def test_summary_names_the_worst_source_of_the_re_encode():
     dims = ("color", "noise", "artifact", "blur", "temporal")
     rows, stability, round_trip = [], [], []
@@ -37,7 +57,11 @@ def test_summary_names_the_worst_source_of_the_re_encode():
                              "scores": {**base, d: 90.0 - 80 * level, "overall": 90.0 - 60 * level}})
         stability.append({k: (3.0 if source == "b" and k == "blur" else 0.5) for k in base})
         round_trip.append({k: 4.0 for k in base})
-    summary = summarise(rows, stability, True, round_trip)
+    bit_depth = [{k: (5.0 if source == "a" and k == "noise" else 1.0) for k in stability[0]}
+                 for source in ("a", "b")]
+    summary = summarise(rows, stability, True, round_trip, bit_depth)
+    assert summary["bit_depth_max_change"] == 5.0 and summary["bit_depth_worst_source"] == "a"
+    assert summary["bit_depth_max_by_output"] == {k: (5.0 if k == "noise" else 1.0) for k in stability[0]}
     assert summary["lossless_reencode_max_change"] == 3.0
     assert summary["lossless_reencode_worst_source"] == "b"
     assert summary["lossless_reencode_by_source"]["b"]["blur"] == 3.0

@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--video", default=None, help="also check parity on inputs sampled from this video")
     parser.add_argument("--gate", type=float, default=None,
                         help="maximum relative parity error (default 1e-4 FP32, 5e-2 FP16)")
+    parser.add_argument("--sample-bit-depth", type=int, default=None, metavar="BITS",
+                        help="the sample precision the model was trained on (8 if it saw only 8-bit video): deeper "
+                             "video is rounded to it before sampling (default: none, the decoded precision)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random parity inputs")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.out, fp16=args.fp16, io_dtype=args.io_dtype,
         opset=args.opset or onnx_export.DEFAULT_OPSET, frames=args.frames, arch=args.arch,
         motion_weights=args.motion_weights,
-        parity_video=args.video, gate=args.gate, seed=args.seed, force=args.force)
+        parity_video=args.video, gate=args.gate, seed=args.seed, force=args.force,
+        sample_bit_depth=args.sample_bit_depth)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -203,7 +203,7 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
                 arch: str | None = None, motion_weights: str | os.PathLike | None = None,
                 parity_video: str | os.PathLike | None = None,
                 parity_clips: int | None = None, gate: float | None = None, seed: int = 0,
-                force: bool = False, dynamic: bool = True) -> ExportReport:
+                force: bool = False, dynamic: bool = True, sample_bit_depth: int | None = None) -> ExportReport:
     """Export ``model_or_name`` (zoo name, checkpoint path, or ``nn.Module`` with a ``manifest``) to ``out_path``.
 
     ``frames`` and ``model_kwargs`` rebuild a named or checkpointed model for another input (``frames``: frames
@@ -214,7 +214,9 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
     Parity (ONNX Runtime CPU vs unfused torch FP32) runs on seeded random inputs with ``parity_clips`` clips
     (default: the manifest's) and, when ``parity_video`` is given, on that video's real inputs; a relative error
     above ``gate`` (default 1e-4 FP32, 5e-2 FP16) raises `ParityError` and nothing is written. An existing
-    ``out_path`` raises `ModelError` unless ``force``.
+    ``out_path`` raises `ModelError` unless ``force``. ``sample_bit_depth`` goes into the manifest: the sample
+    precision the model was trained on (8 for a model that only saw 8-bit video), to which deeper video is
+    rounded before sampling.
     """
     import onnx
     import onnxruntime as ort
@@ -249,6 +251,8 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
     model.eval()
     name = getattr(model, "model_name", manifest.name)
     out_manifest = manifest.with_views(dtype=io_dtype) if io_dtype != "float32" else manifest
+    if sample_bit_depth is not None:
+        out_manifest = replace(out_manifest, sample_bit_depth=sample_bit_depth)
     parameters = count_parameters(model)
 
     deploy = fuse_model(copy.deepcopy(model)).eval()

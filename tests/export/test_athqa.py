@@ -186,6 +186,13 @@ def test_cli_export(tmp_path, capsys):
     assert load_manifest(out).views[0].clip_len == 2
     assert main(["export", "athqa_tiny", "--out", str(out), "--frames", "2"]) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
+    assert load_manifest(out).sample_bit_depth is None
+    eight = tmp_path / "eight.onnx"
+    assert main(["export", "athqa_tiny", "--out", str(eight), "--frames", "2", "--sample-bit-depth", "8"]) == 0
+    assert load_manifest(eight).sample_bit_depth == 8
+    capsys.readouterr()
+    assert main(["export", "athqa_tiny", "--out", str(tmp_path / "bad.onnx"), "--sample-bit-depth", "7"]) == 1
+    assert "sample_bit_depth" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
-"""Build of the native sampling kernel (`edgevqa.kernels._native`); everything else is in pyproject.toml.
+"""Build of the native kernels (`edgevqa.kernels._native`, sampling; `edgevqa.kernels._deinterlace`); everything
+else is in pyproject.toml.
 
 Portable flags only (-O3, no -march=native), so a wheel built here runs on any x86-64 or aarch64 machine of
 the same platform tag. The extension is optional: where no C compiler exists the build still succeeds with
 a warning and `edgevqa.kernels` falls back to the NumPy reference (`edgevqa.kernels.IMPLEMENTATION` says
-which one is in use).
+which one is in use); so does `edgevqa.deinterlace`.
 """
 
 from setuptools import Extension, setup
@@ -26,6 +27,7 @@ class BuildNative(build_ext):
 
 
 setup(
-    ext_modules=[Extension("edgevqa.kernels._native", sources=["kernels/_native.c"], optional=True)],
+    ext_modules=[Extension("edgevqa.kernels._native", sources=["kernels/_native.c"], optional=True),
+                 Extension("edgevqa.kernels._deinterlace", sources=["kernels/_deinterlace.c"], optional=True)],
     cmdclass={"build_ext": BuildNative},
 )

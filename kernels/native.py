@@ -9,10 +9,6 @@ extension instead (``kernels/asan_check.sh`` uses it to run the tests against an
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import os
-import sys
 from functools import lru_cache
 from typing import Sequence
 
@@ -23,27 +19,10 @@ from edgevqa.sampling import SamplePlan
 
 from . import reference
 from .colour import ColourConversion, normalisation_table
+from .extension import load_extension
 
 
-def _load_native():
-    path = os.environ.get("EDGEVQA_NATIVE_LIBRARY")
-    if not path:
-        from . import _native as module
-
-        return module
-    name = f"{__package__}._native"
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    if spec is None:
-        raise ImportError(f"EDGEVQA_NATIVE_LIBRARY={path} is not a loadable extension")
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    sys.modules[name] = module
-    setattr(sys.modules[__package__], "_native", module)
-    return module
-
-
-_native = _load_native()
+_native = load_extension("_native", "EDGEVQA_NATIVE_LIBRARY")
 
 __all__ = ["sample_frame", "sample", "plan_arrays"]
 

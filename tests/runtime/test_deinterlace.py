@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgevqa.deinterlace import COMB_THRESHOLD, deinterlace_plane, first_field
+from edgevqa import deinterlace as deinterlace_module
+from edgevqa.deinterlace import COMB_THRESHOLD, deinterlace_plane, deinterlace_plane_reference, first_field
+from edgevqa.errors import KernelError
+
+compiled = deinterlace_module._compiled
+IMPLEMENTATIONS = [deinterlace_plane_reference, deinterlace_plane]
+needs_c = pytest.mark.skipif(compiled is None, reason="edgevqa.kernels._deinterlace was not built (no C compiler)")
 
 
 def reference_deinterlace(plane: np.ndarray, field: int, bit_depth: int) -> np.ndarray:
@@ -34,29 +40,98 @@ def reference_deinterlace(plane: np.ndarray, field: int, bit_depth: int) -> np.n
     return out
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=["numpy", "default"])
 @pytest.mark.parametrize("shape", [(1, 5), (2, 3), (3, 7), (9, 4), (17, 13), (30, 11)])
 @pytest.mark.parametrize("field", [0, 1])
-@pytest.mark.parametrize("bit_depth", [8, 10])
-def test_matches_the_reference_on_random_planes(shape, field, bit_depth):
+@pytest.mark.parametrize("bit_depth", [8, 10, 16])
+def test_matches_the_reference_on_random_planes(implementation, shape, field, bit_depth):
     rng = np.random.default_rng([shape[0], shape[1], field, bit_depth])
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     plane = rng.integers(0, 1 << bit_depth, shape).astype(dtype)
     # Combing of two random pictures and smooth stretches both: alternate lines from two images
     plane[::2] = np.clip(plane[::2] // 4 + (1 << (bit_depth - 2)), 0, (1 << bit_depth) - 1)
-    got = deinterlace_plane(plane, field, bit_depth)
+    got = implementation(plane, field, bit_depth)
     assert got.dtype == plane.dtype and got.shape == plane.shape
     assert np.array_equal(got, reference_deinterlace(plane, field, bit_depth))
     assert np.array_equal(got[field::2], plane[field::2])  # the kept field is untouched
 
 
-def test_non_contiguous_planes_and_the_input_is_not_changed():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=["numpy", "default"])
+def test_non_contiguous_planes_and_the_input_is_not_changed(implementation):
     rng = np.random.default_rng(3)
     packed = rng.integers(0, 256, (15, 9 * 3), dtype=np.uint8)
     before = packed.copy()
-    view = packed[:, 1::3]  # one channel of packed RGB
-    got = deinterlace_plane(view, 0)
-    assert np.array_equal(got, reference_deinterlace(np.ascontiguousarray(view), 0, 8))
+    for view in (packed[:, 1::3], packed[::-1, 2::3], packed.T[:9]):  # a channel of packed RGB, flipped, transposed
+        got = implementation(view, 0)
+        assert np.array_equal(got, reference_deinterlace(np.ascontiguousarray(view), 0, 8))
     assert np.array_equal(packed, before)
+
+
+@needs_c
+def test_c_equals_numpy_on_full_hd_frames_of_every_kind():
+    rng = np.random.default_rng(8)
+    for bit_depth, dtype in ((8, np.uint8), (10, np.uint16), (12, np.uint16)):
+        noise = rng.integers(0, 1 << bit_depth, (1081, 1919)).astype(dtype)
+        smooth = (np.add.outer(np.arange(1081), np.arange(1919)) % (1 << bit_depth)).astype(dtype)
+        smooth[1::2, 500:900] = noise[1::2, 500:900]  # a combed patch in a smooth picture
+        for plane in (noise, smooth):
+            for field in (0, 1):
+                assert np.array_equal(deinterlace_plane(plane, field, bit_depth),
+                                      deinterlace_plane_reference(plane, field, bit_depth))
+
+
+@needs_c
+def test_c_binding_checks_its_arguments():
+    plane = np.zeros((6, 8), np.uint8)
+    out = np.empty_like(plane)
+    cases = [
+        ((plane[0], out[0], 0, 8, 6), "2-D"),
+        ((plane, out.astype(np.uint16), 0, 8, 6), "uint8 or both uint16"),
+        ((plane.astype(np.int16), out.astype(np.int16), 0, 8, 6), "uint8 or both uint16"),
+        ((plane, out[:5], 0, 8, 6), "the output is 5x8"),
+        ((plane, out, 2, 8, 6), "field must be 0"),
+        ((plane, out, 0, 10, 6), "10-bit samples do not fit uint8"),
+        ((plane.astype(np.uint16), out.astype(np.uint16), 0, 17, 6), "17-bit"),
+        ((plane, out, 0, 8, -1), "threshold"),
+        ((plane, plane, 0, 8, 6), "overlaps"),
+        ((plane[:3], plane[3:], 0, 8, 6), None),  # neighbouring rows of one array do not overlap: fine
+    ]
+    for args, message in cases:
+        if message is None:
+            compiled.deinterlace_plane(*args)
+            continue
+        with pytest.raises(KernelError, match=message):
+            compiled.deinterlace_plane(*args)
+    read_only = np.empty_like(plane)
+    read_only.flags.writeable = False
+    with pytest.raises((BufferError, ValueError, TypeError)):
+        compiled.deinterlace_plane(plane, read_only, 0, 8, 6)
+    odd = np.zeros(2 * 6 * 8 + 1, np.uint8)[1:].view(np.uint16).reshape(6, 8)  # misaligned by a byte
+    if odd.ctypes.data % 2:
+        with pytest.raises(KernelError, match="aligned"):
+            compiled.deinterlace_plane(odd, np.empty((6, 8), np.uint16), 0, 10, 24)
+        assert np.array_equal(deinterlace_plane(odd, 0, 10), reference_deinterlace(odd, 0, 10))  # the fallback
+
+
+@needs_c
+def test_c_binding_fuzzed():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(rows=st.integers(0, 12), cols=st.integers(0, 9), field=st.integers(0, 1), bit_depth=st.sampled_from([8, 10, 16]),
+           step=st.integers(1, 3), flip=st.booleans(), seed=st.integers(0, 2**32 - 1))
+    def check(rows, cols, field, bit_depth, step, flip, seed):
+        dtype = np.uint8 if bit_depth == 8 else np.uint16
+        base = np.random.default_rng(seed).integers(0, 1 << bit_depth, (rows, cols * step)).astype(dtype)
+        plane = base[:, ::step]
+        plane = plane[::-1] if flip else plane
+        got = deinterlace_plane(plane, field, bit_depth)
+        assert np.array_equal(got, deinterlace_plane_reference(plane, field, bit_depth))
+
+    assert hypothesis
+    check()
 
 
 def smooth_picture(height: int, width: int, phase: float) -> np.ndarray:

@@ -6,15 +6,7 @@
 # those tests skip.
 set -uo pipefail
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        sudo "$@"
-    else
-        return 1
-    fi
-}
+source "$(dirname "$0")/as_root.sh"
 
 declare -A package_of=([ffmpeg]=ffmpeg [clang]=clang [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu)
 missing=()

@@ -1,5 +1,5 @@
-"""``edgevqa info`` (versions, providers, CPU; or a model's manifest) and ``edgevqa make-sample`` (a clip to try
-the tool on)."""
+"""``edgevqa info`` (versions, providers, CPU; a model's manifest; or how edgevqa reads a video) and
+``edgevqa make-sample`` (a clip to try the tool on)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("info", help="versions of edgevqa and its libraries, providers, CPU; or a model's "
-                                           "manifest")
-    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
-                   help="print this model's manifest instead (name, version, outputs, view, recipe hash, ...)")
+                                           "manifest, or how edgevqa reads a video")
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL_OR_VIDEO",
+                   help="print this model's manifest instead (an .onnx file: name, version, outputs, view, recipe "
+                        "hash, ...), or what edgevqa reads from this video (size, frame rate and count, pixel "
+                        "format, bit depth, colour matrix and range, transfer, interlacing, rotation) and what it "
+                        "will warn about")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_info)
     s = subparsers.add_parser("make-sample", help="write a small rendered sample clip (H.264, 4 s, 640x360)")
@@ -97,9 +100,12 @@ def run_info(args: argparse.Namespace) -> int:
         from .errors import ModelError
         from .manifest import load_manifest
 
-        if not os.path.isfile(args.model):
-            raise ModelError(f"{args.model}: no such model file")
-        info = load_manifest(args.model).to_dict()
+        if not os.path.isfile(args.model) and "://" not in args.model:
+            raise ModelError(f"{args.model}: no such file")
+        if _is_model(args.model):
+            info = load_manifest(args.model).to_dict()
+        else:
+            info = video_info(args.model)
     else:
         info = collect_info()
     if args.json:
@@ -112,6 +118,28 @@ def run_info(args: argparse.Namespace) -> int:
             value = json.dumps(value, sort_keys=True)
         print(f"{key:>22}: {value}")
     return 0
+
+
+def _is_model(path: str) -> bool:
+    """An ONNX model (by its name, or by its first bytes: a protobuf's ir_version field) rather than a video."""
+    from .manifest import sidecar_path
+
+    if path.lower().endswith(".onnx") or os.path.isfile(sidecar_path(path)):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1) == b"\x08"  # field 1 (ir_version), varint: how every ONNX file begins
+    except OSError:
+        return False
+
+
+def video_info(source: str) -> dict[str, Any]:
+    """What the decoder reads from ``source`` before decoding it all, and the warnings a score would carry
+    about the picture (HDR, interlacing), with the default settings (deinterlaced)."""
+    from .decode import probe
+
+    found = probe(source)
+    return {**found.to_dict(), "notes": found.picture_notes()}
 
 
 def run_make_sample(args: argparse.Namespace) -> int:

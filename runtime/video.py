@@ -51,7 +51,7 @@ class VideoInfo:
         if not self.interlaced:
             return None
         if deinterlaced:
-            return ("interlaced video: its frames were deinterlaced before sampling, as a player shows them (the "
+            return ("interlaced video: its frames are deinterlaced before sampling, as a player shows them (the "
                     "field shown first kept, the other field's lines interpolated where they comb)")
         return ("interlaced video, not deinterlaced: each frame is scored as coded, its two fields woven together, so "
                 "anything that moves between the fields shows as combing that a player's deinterlacer would "

@@ -159,6 +159,15 @@ def test_info_and_make_sample(tmp_path):
     assert run_cli("make-sample", out).returncode == 0 and out.stat().st_size > 10_000
     proc = run_cli("make-sample", out)
     assert proc.returncode == 1 and "already exists" in proc.stderr
+    # a video: how edgevqa reads it
+    video = json.loads(run_cli("info", out, "--json").stdout)
+    assert (video["width"], video["height"], video["pix_fmt"], video["interlaced"]) == (640, 360, "yuv420p", False)
+    assert video["num_frames"] > 0 and video["notes"] == [] and video["path"] == str(out)
+    assert "interlaced: False" in run_cli("info", out).stdout
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    proc = run_cli("info", text)
+    assert proc.returncode == 1 and str(text) in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_score_quality_gate(small_clip, probe_model):

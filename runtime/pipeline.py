@@ -22,6 +22,7 @@ import numpy as np
 from .backends.base import Runner
 from .decode import PyAVDecoder, describe_source
 from .errors import EdgeVQAError, ModelError, VideoDecodeError
+from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
 from .feed import sample_plans as feed_plans
 from .sampling import make_plans
@@ -206,8 +207,18 @@ class Pipeline:
         """Decode, plan and sample one video: exactly the model input inference sees.
 
         Thread-safe (touches no shared state) and needs no active model; calibration uses it directly. With
-        ``segment_seconds`` it activates the model: the segments are scored during the decode pass.
+        ``segment_seconds`` it activates the model: the segments are scored during the decode pass. An HTTP(S)
+        video FFmpeg cannot open where it is (a server without range requests) is downloaded to a temporary
+        file first, removed afterwards.
         """
+        downloads: list[str] = []
+        try:
+            return self._prepare(video, downloads)
+        finally:
+            for path in downloads:
+                os.remove(path)
+
+    def _prepare(self, video: Any, downloads: list[str]) -> PreparedVideo:
         timings: dict[str, float] = {}
         warnings: list[str] = []
         t0 = time.perf_counter()
@@ -217,7 +228,16 @@ class Pipeline:
             # compressed video), so it is planned, and scored, exactly as the same file would be.
             name, video = describe_source(video), _read_whole(video)
         start = video.tell() if _is_file_object(video) else None
-        decoder = self.open_decoder(video, name)
+        try:
+            decoder = self.open_decoder(video, name)
+        except VideoDecodeError:
+            if not is_http_url(video):
+                raise
+            name, video = video, download(video)
+            downloads.append(video)
+            decoder = self.open_decoder(video, name)
+            warnings.append("FFmpeg could not read the video from its server (an MP4 whose index follows its media, "
+                            "from a server without range requests), so it was downloaded whole first")
         if decoder.info.frame_count_source == "unknown" and start is not None:
             # No frame count and no duration (a raw H.264 stream, say): only counting its packets tells how
             # many frames there are, and that needs the data twice, so a file object is read whole.

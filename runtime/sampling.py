@@ -196,7 +196,7 @@ def _fragment_taps(view: ViewSpec, height: int, width: int, shift: tuple[int, in
         # so only the top-left original-size region is sampled. Reproduced on purpose for official weights.
         if ratio < 1:
             vh, vw = int(height / ratio), int(width / ratio)
-            notes.append(f"reference mode: frame upscaled to {vh}x{vw}, grid kept at {height}x{width}")
+            notes.append(f"reference mode: frame upscaled to {vw}x{vh}, grid kept at {width}x{height}")
         else:
             vh, vw = height, width
         grid_h, grid_w = height, width
@@ -204,7 +204,7 @@ def _fragment_taps(view: ViewSpec, height: int, width: int, shift: tuple[int, in
         if ratio < 1:
             s = max(out_h / height, out_w / width)
             vh, vw = max(out_h, int(round(height * s))), max(out_w, int(round(width * s)))
-            notes.append(f"frame {height}x{width} smaller than {out_h}x{out_w}: upscaled to {vh}x{vw}")
+            notes.append(f"frame {width}x{height} smaller than {out_w}x{out_h}: upscaled to {vw}x{vh}")  # W x H
         else:
             vh, vw = height, width
         grid_h, grid_w = vh, vw
@@ -258,7 +258,7 @@ def _resize_taps_for_view(view: ViewSpec, height: int, width: int, shift: tuple[
     else:
         rh, rw, top, left = out_h, out_w, 0, 0
     if rh < out_h or rw < out_w:
-        raise PlanError(f"resized frame {rh}x{rw} is smaller than the crop {out_h}x{out_w}")
+        raise PlanError(f"resized frame {rw}x{rh} is smaller than the crop {out_w}x{out_h}")
     rpos = (top + np.arange(out_h))[None, None, None, :]
     cpos = (left + np.arange(out_w))[None, None, None, :]
     luma_rows = Taps(*resize_taps(height, rh, rpos))

@@ -31,7 +31,7 @@ def test_score_table_json_csv(small_clip, probe_model, tmp_path):
     proc = run_cli("score", small_clip, "--model", probe_model, "--csv", out)
     assert proc.returncode == 0 and out.read_text().startswith("video,overall")
     header, row = out.read_text().splitlines()[:2]
-    assert header.endswith(",time_s,error,warnings") and row.endswith("upscaled to 224x373")
+    assert header.endswith(",time_s,error,warnings") and row.endswith("upscaled to 373x224")
     proc = run_cli("score", small_clip, "--model", probe_model, "--csv", out)
     assert proc.returncode == 1 and "already exists" in proc.stderr
     proc = run_cli("score", small_clip, "--model", probe_model, "--csv", small_clip)
@@ -44,7 +44,7 @@ def test_the_table_says_what_the_scores_do_not(small_clip, probe_model):
     for them, even with --quiet (which silences only the progress)."""
     proc = run_cli("score", small_clip, "--model", probe_model, "--quiet")
     assert proc.returncode == 0
-    assert proc.stderr == f"edgevqa: warning: {small_clip}: frame 96x160 smaller than 224x224: upscaled to 224x373\n"
+    assert proc.stderr == f"edgevqa: warning: {small_clip}: frame 160x96 smaller than 224x224: upscaled to 373x224\n"
     proc = run_cli("score", small_clip, "--model", probe_model, "--json", "--quiet")
     assert proc.stderr == "" and json.loads(proc.stdout)["warnings"]
 

@@ -26,7 +26,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
     p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
-    p.add_argument("--force", action="store_true", help="allow --csv to replace an existing file")
+    p.add_argument("--force", action="store_true", help="allow --csv and --save-inputs to replace existing files")
+    p.add_argument("--save-inputs", metavar="DIR", default=None,
+                   help="also write what the model saw as PNG pictures into DIR, one per video, view and clip "
+                        "(VIDEO.VIEW.clipN.png: the clip's frames side by side, normalisation undone)")
     p.add_argument("--every", type=float, default=None, metavar="SECONDS",
                    help="also score consecutive segments of this many seconds (scores over time; one decode pass)")
     add_threshold_argument(p, "a video")
@@ -131,6 +134,42 @@ def _format_table(rows: list[dict[str, Any]], dims: list[str]) -> str:
     return "\n".join(lines)
 
 
+class InputPictureWriter:
+    """``--save-inputs``: each scored video's model inputs as PNG pictures (`edgevqa.input_images`), one per view
+    and clip, named ``STEM.VIEW.clipN.png`` after the video (``stdin`` for standard input; a stem given twice gets
+    ``-2``, ``-3``, ...). Every name is checked before anything is scored: existing files are kept unless
+    ``force``."""
+
+    def __init__(self, folder: str, manifest: Any, videos: list[str], force: bool):
+        self.folder, self.manifest = folder, manifest
+        stems: list[str] = []
+        for video in videos:
+            base = "stdin" if video == "-" else os.path.splitext(os.path.basename(video.rstrip("/")))[0]
+            stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).strip("._") or "video"
+            unique, n = stem, 1
+            while unique in stems:
+                n += 1
+                unique = f"{stem}-{n}"
+            stems.append(unique)
+        self.paths = [{(view.name, k): os.path.join(folder, f"{stem}.{view.name}.clip{k}.png")
+                       for view in manifest.views for k in range(view.num_clips)} for stem in stems]
+        existing = [p for paths in self.paths for p in paths.values() if os.path.exists(p)]
+        if existing and not force:
+            raise EdgeVQAError(f"--save-inputs: {existing[0]} already exists"
+                               f"{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; add --force to "
+                               "replace them")
+
+    def write(self, index: int, result: Any) -> None:
+        """The pictures of the ``index``-th video's ``result``."""
+        from .input_images import clip_pictures, png_bytes
+
+        os.makedirs(self.folder, exist_ok=True)
+        for view in self.manifest.views:
+            for k, picture in enumerate(clip_pictures(result.inputs[view.name], view)):
+                with open(self.paths[index][(view.name, k)], "wb") as fh:
+                    fh.write(png_bytes(picture))
+
+
 class Progress:
     """A one-line progress indicator on stderr (redrawn on a terminal, one line per video otherwise)."""
 
@@ -165,15 +204,19 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeVQAError("'-' (standard input) can be given once")
     # '-' reads the video from standard input, whole (a pipe's length is known only at its end)
     inputs = [sys.stdin.buffer if v == "-" else v for v in args.videos]
+    if args.save_inputs is not None and os.path.exists(args.save_inputs) and not os.path.isdir(args.save_inputs):
+        raise EdgeVQAError(f"--save-inputs {args.save_inputs}: exists and is not a directory")
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                         plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
-                        deinterlace=args.deinterlace)
+                        deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None)
+    pictures = (InputPictureWriter(args.save_inputs, pipeline.manifest, args.videos, args.force)
+                if args.save_inputs is not None else None)
     thresholds = parse_thresholds(args.fail_below, list(pipeline.manifest.outputs))
     rows: list[dict[str, Any]] = []
     progress = Progress(len(args.videos), not args.quiet)
     failed = below = 0
     with pipeline:
-        for result in pipeline.score_many(inputs):
+        for index, result in enumerate(pipeline.score_many(inputs)):
             row = result.to_dict()
             rows.append(row)
             failed += not result.ok
@@ -182,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
                 below += 1
                 print(f"edgevqa: below threshold: {result.video}: {', '.join(low)}", file=sys.stderr)
             progress.step(result.video, result.ok)
+            if pictures is not None and result.ok:
+                pictures.write(index, result)
             if args.json:
                 print(json.dumps(row, sort_keys=True), flush=True)
             else:

@@ -93,6 +93,8 @@ class Result:
     error: str | None = None
     # With ``segment_seconds``: per segment, its frames and times, scores and warnings (see `Pipeline`).
     segments: list[dict[str, Any]] = field(default_factory=list)
+    # With ``keep_inputs``: the model's inputs by view name (not in `to_dict`; see `edgevqa.input_images`).
+    inputs: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -137,7 +139,8 @@ class Pipeline:
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
-                 segment_seconds: float | None = None, deinterlace: bool = True):
+                 segment_seconds: float | None = None, deinterlace: bool = True, keep_inputs: bool = False):
+        self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.model_path = resolve_model(model)
         self.manifest: ModelManifest = load_manifest(self.model_path)
@@ -323,7 +326,7 @@ class Pipeline:
                       timings=timings, seed=self.seed, plan_mode=self.plan_mode, backend=self.backend,
                       model_version=self.manifest.version, info=prepared.info,
                       frames_decoded=prepared.frames_decoded, warnings=prepared.warnings,
-                      segments=prepared.segments)
+                      segments=prepared.segments, inputs=dict(prepared.feed) if self.keep_inputs else None)
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
         with self._infer_lock:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the C kernel's tests against the aarch64 build of kernels/_native.c (NEON rows: what a Jetson Orin or an
-# ARM server compiles), on x86, under qemu-user: an arm64 Python from Debian's packages and aarch64 wheels of the
+# Runs the C kernels' tests against the aarch64 builds of kernels/_native.c (NEON rows: what a Jetson Orin or an
+# ARM server compiles) and kernels/_deinterlace.c, on x86, under qemu-user: an arm64 Python from Debian's packages and aarch64 wheels of the
 # test dependencies, unpacked into a sysroot (no chroot, no binfmt_misc).
 # CI: `bash kernels/aarch64_check.sh` from the repository root (a few minutes; the sysroot is kept in
 # $EDGEVQA_AARCH64_ROOT, default ~/.cache/edgevqa-aarch64, for the next run). Extra arguments go to pytest.
@@ -95,18 +95,23 @@ for node in ast.parse(open(sys.argv[1]).read()).body:
 EOF
 )
 library="$build/_native.cpython-311-aarch64-linux-gnu.so"
-# shellcheck disable=SC2086
-aarch64-linux-gnu-gcc $flags -Werror -shared -fPIC -I"$sysroot/usr/include/python3.11" -I"$sysroot/usr/include" \
-    kernels/_native.c -o "$library" -lm
+deinterlace_library="$build/_deinterlace.cpython-311-aarch64-linux-gnu.so"
+for pair in "kernels/_native.c:$library" "kernels/_deinterlace.c:$deinterlace_library"; do
+    # shellcheck disable=SC2086
+    aarch64-linux-gnu-gcc $flags -Werror -shared -fPIC -I"$sysroot/usr/include/python3.11" -I"$sysroot/usr/include" \
+        "${pair%%:*}" -o "${pair#*:}" -lm
+done
 
 unset EDGEVQA_NATIVE_SCALAR
-arm=(env PYTHONPATH="$build:$site" EDGEVQA_NATIVE_LIBRARY="$library" PYTHONDONTWRITEBYTECODE=1 "$launcher")
+arm=(env PYTHONPATH="$build:$site" EDGEVQA_NATIVE_LIBRARY="$library" EDGEVQA_DEINTERLACE_LIBRARY="$deinterlace_library"
+     PYTHONDONTWRITEBYTECODE=1 "$launcher")
 rows=$("${arm[@]}" -c "import platform, edgevqa.kernels.native as n
 print(platform.machine(), n._native.vector_rows())")
 echo "aarch64 build: $rows ($library)"
 [ "$rows" = "aarch64 neon" ] || { echo "expected the NEON rows on aarch64, got: $rows"; exit 1; }
+"${arm[@]}" -c "import edgevqa.deinterlace as d; assert d._compiled.__file__ == '$deinterlace_library', d._compiled"
 "${arm[@]}" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py \
-    tests/kernels/test_native_paths.py "$@"
+    tests/kernels/test_native_paths.py tests/runtime/test_deinterlace.py "$@"
 
 # End to end on aarch64: decode (PyAV), sample (NEON rows), infer (ONNX Runtime's aarch64 kernels) with the
 # default model, against this machine's install of the same checkout. ONNX Runtime's float arithmetic differs

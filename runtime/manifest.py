@@ -175,7 +175,7 @@ class ModelManifest:
     description: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = MANIFEST_FORMAT_VERSION
-    # The sample precision the model was trained on: video with deeper samples (10-bit, 12-bit, 16-bit RGB) is
+    # The sample precision the model was trained on: video with deeper samples (10-bit, 12-bit YUV and grey) is
     # rounded to it before sampling, so the same picture scores the same at any bit depth. None: sampled at the
     # decoded precision (a model trained on frames converted to RGB from whatever depth the video had).
     sample_bit_depth: int | None = None

@@ -127,22 +127,9 @@ def transcode(src: str, dst: str, crf: int, preset: str = "veryfast") -> str:
 def encode_lossless(frames: np.ndarray, path: str, fps: int, pix_fmt: str) -> str:
     """Encode uint8 RGB ``[T, H, W, 3]`` losslessly (libx264 QP 0, one thread) in ``pix_fmt`` (``yuv420p`` or
     ``yuv420p10le``): the clips differ only in how precisely the RGB -> YUV conversion's result is kept."""
-    import av
+    from edgevqa.samples import write_clip
 
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        stream.options = {"qp": "0", "preset": "veryfast"}
-        stream.codec_context.thread_count = 1
-        stream.codec_context.time_base = Fraction(1, fps)
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_clip(path, frames=frames, fps=fps, pix_fmt=pix_fmt, qp=0, threads=1, overwrite=True)
 
 
 def distortion_seed(source_index: int, dim_index: int, level: float, sweep_seeds: str = DEFAULT_SWEEP_SEEDS) -> int:

@@ -40,11 +40,13 @@ def render_scene(width: int, height: int, num_frames: int, seed: int = 0) -> np.
 def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num_frames: int = 50,
                fps: int = 25, codec: str = "libx264", pix_fmt: str = "yuv420p", crf: int | None = 23,
                rotation: int = 0, frame_times: Sequence[float] | None = None, seed: int = 0,
-               frames: np.ndarray | None = None, overwrite: bool = False) -> str:
+               frames: np.ndarray | None = None, overwrite: bool = False, qp: int | None = None,
+               threads: int | None = None) -> str:
     """Encode a clip; returns its path. ``frame_times`` (seconds) makes a variable-frame-rate clip.
 
-    ``frames`` (uint8 RGB ``[T, H, W, 3]``) replaces the rendered scene. Refuses to overwrite an existing
-    file unless ``overwrite``.
+    ``frames`` (uint8 RGB ``[T, H, W, 3]``) replaces the rendered scene. ``qp`` (x264/x265) replaces ``crf``
+    with a constant quantiser (0: lossless at any bit depth). ``threads`` fixes the encoder's thread count (1
+    for the same bits on every machine). Refuses to overwrite an existing file unless ``overwrite``.
     """
     import av
 
@@ -57,8 +59,11 @@ def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num
     with av.open(path, mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if crf is not None and codec in ("libx264", "libx265"):
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if codec in ("libx264", "libx265") and (qp is not None or crf is not None):
+            rate = {"qp": str(qp)} if qp is not None else {"crf": str(crf)}
+            stream.options = {**rate, "preset": "veryfast"}
+        if threads is not None:
+            stream.codec_context.thread_count = threads
         if rotation:
             stream.set_display_rotation(rotation)
         time_base = Fraction(1, 1000) if frame_times is not None else Fraction(1, fps)

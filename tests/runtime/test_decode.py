@@ -313,33 +313,3 @@ def test_frame_size_change_mid_stream_is_scaled_and_said(tmp_path):
     assert any("the coded frame size is 160x90" in n for n in stream.notes)
     assert any("the frame size changed mid-stream" in w for w in result.warnings), result.warnings
 
-
-@pytest.mark.parametrize("interlaced", [True, False])
-def test_interlaced_video_is_said(tmp_path, probe_model, interlaced):
-    """Interlaced video is scored as coded (fields woven), and the result says so, once."""
-    import av
-
-    from edgevqa.pipeline import Pipeline
-
-    path = tmp_path / "clip.mpg"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg2video", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        if interlaced:
-            stream.options = {"flags": "+ilme+ildct"}
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    with PyAVDecoder(path) as decoder:
-        assert decoder.info.interlaced == interlaced
-    with Pipeline(probe_model) as pipeline:
-        result = pipeline.score(path)
-        stream = pipeline.score_stream(path, 0.3)
-        assert len(list(stream)) == 2
-    said = [w for w in result.warnings if w.startswith("interlaced video")]
-    assert len(said) == int(interlaced) and result.info["interlaced"] == interlaced
-    assert sum(n.startswith("interlaced video") for n in stream.notes) == int(interlaced)

@@ -13,24 +13,31 @@
 
 static PyObject *kernel_error; /* edgevqa.errors.KernelError */
 
-static inline int32_t absolute(int32_t v) { return v < 0 ? -v : v; }
 static inline Py_ssize_t clamp_index(Py_ssize_t i, Py_ssize_t last) { return i < 0 ? 0 : (i > last ? last : i); }
 
 /* The other field's sample o, kept or replaced: branch-free, so the compiler vectorises the row loop. a, b are
- * the kept lines above and below, a2, b2 the ones beyond them, up, down the other field's lines around o. */
-static inline int32_t combed_or_kept(int32_t o, int32_t a, int32_t b, int32_t a2, int32_t b2, int32_t up,
-                                     int32_t down, int32_t threshold, int32_t top) {
-    const int32_t to_a = o - a, to_b = o - b;
-    const int beyond = (to_a > threshold) & (to_b > threshold), under = (to_a < -threshold) & (to_b < -threshold);
-    const int32_t along = absolute(2 * o - up - down);
-    const int32_t across = absolute(to_a) < absolute(to_b) ? absolute(to_a) : absolute(to_b);
-    int32_t v = (9 * (a + b) - a2 - b2 + 8) >> 4;
-    v = v < 0 ? 0 : (v > top ? top : v);
-    return ((beyond | under) & (along < across)) ? v : o;
-}
+ * the kept lines above and below, a2, b2 the ones beyond them, up, down the other field's lines around o. W is
+ * the working type: int16_t holds every sum for 8-bit samples (9 * 510 + 8 < 2**15), twice the lanes of int32_t,
+ * which deeper samples need. */
+#define DEFINE_COMBED_OR_KEPT(NAME, W)                                                                           \
+    static inline W NAME(W o, W a, W b, W a2, W b2, W up, W down, W threshold, W top) {                         \
+        const W to_a = (W)(o - a), to_b = (W)(o - b);                                                            \
+        const int beyond = (to_a > threshold) & (to_b > threshold);                                              \
+        const int under = (to_a < -threshold) & (to_b < -threshold);                                             \
+        const W along_sum = (W)(2 * o - up - down);                                                              \
+        const W along = along_sum < 0 ? (W)-along_sum : along_sum;                                               \
+        const W abs_a = to_a < 0 ? (W)-to_a : to_a, abs_b = to_b < 0 ? (W)-to_b : to_b;                          \
+        const W across = abs_a < abs_b ? abs_a : abs_b;                                                          \
+        W v = (W)((9 * (a + b) - a2 - b2 + 8) >> 4);                                                             \
+        v = v < 0 ? 0 : (v > top ? top : v);                                                                     \
+        return ((beyond | under) & (along < across)) ? v : o;                                                    \
+    }
+
+DEFINE_COMBED_OR_KEPT(combed_or_kept16, int16_t)
+DEFINE_COMBED_OR_KEPT(combed_or_kept32, int32_t)
 
 /* One plane of samples of type T; strides in samples (the caller checks they are whole samples). */
-#define DEFINE_DEINTERLACE(NAME, T)                                                                              \
+#define DEFINE_DEINTERLACE(NAME, T, W, COMBED_OR_KEPT)                                                           \
     static void NAME(const T *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t src_row, Py_ssize_t src_col,   \
                      T *dst, Py_ssize_t dst_row, Py_ssize_t dst_col, int field, int32_t threshold, int32_t top) { \
         for (Py_ssize_t r = 0; r < rows; r++) {                                                                 \
@@ -58,19 +65,19 @@ static inline int32_t combed_or_kept(int32_t o, int32_t a, int32_t b, int32_t a2
             T *out = dst + (2 * n + 1 - field) * dst_row;                                                        \
             if (src_col == 1 && dst_col == 1) /* the usual case: the same loop, unit strides, vectorised */     \
                 for (Py_ssize_t c = 0; c < cols; c++)                                                            \
-                    out[c] = (T)combed_or_kept(o_row[c], a_row[c], b_row[c], a2_row[c], b2_row[c], up_row[c],   \
-                                               down_row[c], threshold, top);                                     \
+                    out[c] = (T)COMBED_OR_KEPT(o_row[c], a_row[c], b_row[c], a2_row[c], b2_row[c], up_row[c],   \
+                                               down_row[c], (W)threshold, (W)top);                               \
             else                                                                                                 \
                 for (Py_ssize_t c = 0; c < cols; c++) {                                                          \
                     const Py_ssize_t at = c * src_col;                                                           \
-                    out[c * dst_col] = (T)combed_or_kept(o_row[at], a_row[at], b_row[at], a2_row[at], b2_row[at],\
-                                                         up_row[at], down_row[at], threshold, top);              \
+                    out[c * dst_col] = (T)COMBED_OR_KEPT(o_row[at], a_row[at], b_row[at], a2_row[at], b2_row[at],\
+                                                         up_row[at], down_row[at], (W)threshold, (W)top);        \
                 }                                                                                                \
         }                                                                                                        \
     }
 
-DEFINE_DEINTERLACE(deinterlace_u8, uint8_t)
-DEFINE_DEINTERLACE(deinterlace_u16, uint16_t)
+DEFINE_DEINTERLACE(deinterlace_u8, uint8_t, int16_t, combed_or_kept16)
+DEFINE_DEINTERLACE(deinterlace_u16, uint16_t, int32_t, combed_or_kept32)
 
 static int sample_kind(const Py_buffer *b) {
     /* 0: uint8, 1: uint16 (native or little-endian order on a little-endian machine), -1: anything else */

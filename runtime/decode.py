@@ -177,7 +177,8 @@ class PyAVDecoder:
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
         self._stream = stream
-        self._first_field = first_field(getattr(stream.codec_context, "field_order", 0))
+        # The field deinterlacing keeps (0 top, 1 bottom): the one the stream shows first.
+        self.kept_field = first_field(getattr(stream.codec_context, "field_order", 0))
         self._frames_iter = self._raw_frames()
         try:
             first = next(self._frames_iter, None)
@@ -501,7 +502,7 @@ class PyAVDecoder:
         planes = _plane_views(raw, kind, depth)
         if self.deinterlace and getattr(raw, "interlaced_frame", False):
             # In coded orientation, before rotating: the fields alternate along the coded lines.
-            planes = deinterlace_planes(planes, self._first_field, depth, shared_chroma=kind == "gray")
+            planes = deinterlace_planes(planes, self.kept_field, depth, shared_chroma=kind == "gray")
             self.deinterlaced_frames += 1
         if self.max_bit_depth is not None and depth > self.max_bit_depth:
             planes = reduce_bit_depth(planes, depth, self.max_bit_depth, shared_chroma=kind == "gray")

@@ -197,7 +197,7 @@ def test_decoder_deinterlaces_interlaced_frames(tmp_path):
         fixed = [f.planes[0].copy() for f in decoder.frames(range(6))]
         assert decoder.info.interlaced and decoder.deinterlaced_frames == 6
         # FFmpeg's MPEG-2 encoder marks frames bottom field first unless told otherwise: that field is kept
-        field = first_field(decoder._stream.codec_context.field_order)
+        field = decoder.kept_field
     with PyAVDecoder(path, deinterlace=False) as decoder:
         woven = [f.planes[0].copy() for f in decoder.frames(range(6))]
         assert decoder.deinterlaced_frames == 0

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edgevqa.cli_batch",       # batch
     "edgevqa.cli_watch",       # watch
     "edgevqa.cli_info",        # info
+    "edgevqa.cli_triton",      # triton
     "edgevqa.export.cli",      # export
     "edgevqa.calib.cli",       # quantize
     "edgevqa.bench.cli",       # bench, eval

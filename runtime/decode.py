@@ -481,6 +481,7 @@ class PyAVDecoder:
 
     def _to_frame(self, index: int, raw: Any) -> Frame:
         info = self.info
+        interlaced = bool(getattr(raw, "interlaced_frame", False))  # of the decoded frame, whatever reformat follows
         fmt = raw.format.name
         size = f"{raw.width}x{raw.height}"
         first_size = "x".join(map(str, self._coded_size))
@@ -500,7 +501,7 @@ class PyAVDecoder:
             fmt = _FALLBACK_FORMAT
         is_rgb, depth, shift, kind = _NATIVE_FORMATS[fmt]
         planes = _plane_views(raw, kind, depth)
-        if self.deinterlace and getattr(raw, "interlaced_frame", False):
+        if self.deinterlace and interlaced:
             # In coded orientation, before rotating: the fields alternate along the coded lines.
             planes = deinterlace_planes(planes, self.kept_field, depth, shared_chroma=kind == "gray")
             self.deinterlaced_frames += 1

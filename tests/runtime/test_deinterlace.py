@@ -233,3 +233,28 @@ def test_pipeline_and_stream_deinterlace_and_say_so(tmp_path, probe_model):
         fixed_result.warnings[0]] and "deinterlaced" in fixed_result.warnings[0]
     assert any(w.startswith("interlaced video, not deinterlaced") for w in woven_result.warnings)
     assert sum(n.startswith("interlaced video") for n in stream.notes) == 1
+
+
+def test_frames_converted_from_another_format_are_deinterlaced_too(tmp_path):
+    """DV (4:1:1, always interlaced) reaches the sampler through FFmpeg's conversion to 4:4:4; its frames are
+    deinterlaced all the same."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    from edgevqa.decode import PyAVDecoder
+
+    path = tmp_path / "clip.dv"
+    with av.open(str(path), "w", format="dv") as out:
+        stream = out.add_stream("dvvideo", rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv411p"
+        for i, grey in enumerate(combed_frames(4, 480, 720)):
+            frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with PyAVDecoder(path) as decoder:
+        assert decoder.info.pix_fmt == "yuv411p" and decoder.info.interlaced
+        frames = list(decoder.frames(range(4)))
+        assert len(frames) == 4 and decoder.deinterlaced_frames == 4

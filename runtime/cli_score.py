@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from .deinterlace import DEINTERLACE_MODES
 from .errors import EdgeVQAError, PlanError
 from .pipeline import BACKENDS, Pipeline
 from .segments import check_segment_seconds
@@ -46,8 +47,11 @@ def add_model_arguments(p: Any) -> None:
                    help="'reference' reproduces the original FAST-VQA sampling, quirks included")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
-    p.add_argument("--no-deinterlace", dest="deinterlace", action="store_false",
-                   help="score interlaced frames as coded, fields woven (default: deinterlace them, as a player does)")
+    p.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
+                   help="auto (default): deinterlace the frames the video flags interlaced, as a player does; always: "
+                        "every frame (raw frames from a capture pipeline carry no flag); never: score them woven")
+    p.add_argument("--no-deinterlace", dest="deinterlace", action="store_const", const="never",
+                   help="the same as --deinterlace never")
 
 
 BELOW_EXIT_STATUS = 3  # every video scored, and a score fell below a --fail-below threshold

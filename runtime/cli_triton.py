@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .deinterlace import DEINTERLACE_MODES
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("triton", help="write a Triton Inference Server model repository that scores videos "
@@ -18,8 +20,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--python-path", default=None, metavar="PATHS",
                    help="folders (separated by ':') the server's Python imports edgevqa and its libraries from "
                         "(default: where this edgevqa comes from; '' when the server's Python has it installed)")
-    p.add_argument("--no-deinterlace", dest="deinterlace", action="store_false",
-                   help="score interlaced frames as coded (default: deinterlace them)")
+    p.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
+                   help="which frames the served pipeline deinterlaces: auto (flagged interlaced; default), always, "
+                        "never")
+    p.add_argument("--no-deinterlace", dest="deinterlace", action="store_const", const="never",
+                   help="the same as --deinterlace never")
     p.add_argument("--force", action="store_true", help="replace the model's folder if the repository has it")
     p.set_defaults(func=run)
 

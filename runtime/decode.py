@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .deinterlace import deinterlace_planes, first_field
+from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
 from .errors import VideoDecodeError
 from .video import Frame, VideoInfo
 
@@ -105,16 +105,16 @@ class PyAVDecoder:
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
-                 input_options: dict[str, str] | None = None, name: str | None = None, deinterlace: bool = True,
+                 input_options: dict[str, str] | None = None, name: str | None = None, deinterlace: bool | str = "auto",
                  max_bit_depth: int | None = None):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
         ``timeout``). ``name`` is what messages call the source (default: its path, or a description).
-        ``deinterlace``: frames coded interlaced come out deinterlaced (`edgevqa.deinterlace`), as a player
-        shows them; `deinterlaced_frames` counts them. ``max_bit_depth``: frames with deeper samples come out
+        ``deinterlace``: "auto" (or True) deinterlaces the frames flagged interlaced, as a player shows them;
+        "always" every frame; "never" (or False) none (`edgevqa.deinterlace`); `deinterlaced_frames` counts them. ``max_bit_depth``: frames with deeper samples come out
         rounded to that many bits (`reduce_bit_depth`), the precision a model was trained on."""
         self.name = name or describe_source(source)
-        self.deinterlace = deinterlace
+        self.deinterlace = deinterlace_mode(deinterlace)
         self.max_bit_depth = max_bit_depth
         self.deinterlaced_frames = 0
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
@@ -501,7 +501,7 @@ class PyAVDecoder:
             fmt = _FALLBACK_FORMAT
         is_rgb, depth, shift, kind = _NATIVE_FORMATS[fmt]
         planes = _plane_views(raw, kind, depth)
-        if self.deinterlace and interlaced:
+        if self.deinterlace == "always" or (self.deinterlace == "auto" and interlaced):
             # In coded orientation, before rotating: the fields alternate along the coded lines.
             planes = deinterlace_planes(planes, self.kept_field, depth, shared_chroma=kind == "gray")
             self.deinterlaced_frames += 1

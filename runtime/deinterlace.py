@@ -21,12 +21,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgevqa.errors import EdgeVQAError
 from edgevqa.kernels.extension import load_extension
 
 COMB_THRESHOLD = 6  # 8-bit levels; scaled up for deeper samples
+# Which frames are deinterlaced: those the decoder flags interlaced (auto), every frame (always: raw frames from
+# a capture pipeline carry no flag), none (never: the woven fields are scored as coded).
+DEINTERLACE_MODES = ("auto", "always", "never")
 # AVFieldOrder of the stream -> the field shown first (0 top, 1 bottom): TT and BT show the top field first,
 # BB and TB the bottom one. Unknown orders take the top field, as most interlaced HD does.
 FIRST_FIELD_OF_ORDER = {2: 0, 3: 1, 4: 1, 5: 0}
+
+
+def deinterlace_mode(value: bool | str) -> str:
+    """``value`` as one of `DEINTERLACE_MODES` (True is "auto", False "never"); EdgeVQAError otherwise."""
+    if value is True or value is False:
+        return "auto" if value else "never"
+    if value not in DEINTERLACE_MODES:
+        raise EdgeVQAError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, got {value!r}")
+    return value
 
 
 def first_field(field_order: int | None) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .backends.base import Runner
 from .decode import PyAVDecoder, describe_source
+from .deinterlace import deinterlace_mode
 from .errors import EdgeVQAError, ModelError, VideoDecodeError
 from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
@@ -139,7 +140,7 @@ class Pipeline:
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
-                 segment_seconds: float | None = None, deinterlace: bool = True, keep_inputs: bool = False):
+                 segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False):
         self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.model_path = resolve_model(model)
@@ -148,7 +149,7 @@ class Pipeline:
         self.seed = seed
         self.plan_mode = plan_mode
         self.decode_threads = decode_threads
-        self.deinterlace = deinterlace
+        self.deinterlace = deinterlace_mode(deinterlace)  # auto, always or never (`edgevqa.deinterlace`)
         self.runner = runner or make_runner(self.model_path, backend, threads, device)
         self.model_load_seconds: float | None = None
         self._checked = False

@@ -46,20 +46,27 @@ class VideoInfo:
         return (f"HDR video ({curve} transfer): its pixels are read as coded, as if SDR, so a model trained on SDR "
                 f"video (the default model is) sees them {seen}; the scores describe that picture, not the HDR one")
 
-    def interlace_note(self, deinterlaced: bool = True) -> str | None:
-        """What scores of interlaced video mean, for a warning; None for progressive video."""
+    def interlace_note(self, deinterlace: bool | str = "auto") -> str | None:
+        """What scores of interlaced video mean, for a warning, under a `edgevqa.deinterlace.DEINTERLACE_MODES`
+        mode; None for progressive video left as it is."""
+        from .deinterlace import deinterlace_mode
+
+        mode = deinterlace_mode(deinterlace)
         if not self.interlaced:
-            return None
-        if deinterlaced:
+            if mode != "always":
+                return None
+            return ("every frame is deinterlaced before sampling, as asked (deinterlace 'always'), though the video "
+                    "does not flag its frames interlaced")
+        if mode != "never":
             return ("interlaced video: its frames are deinterlaced before sampling, as a player shows them (the "
                     "field shown first kept, the other field's lines interpolated where they comb)")
         return ("interlaced video, not deinterlaced: each frame is scored as coded, its two fields woven together, so "
                 "anything that moves between the fields shows as combing that a player's deinterlacer would "
                 "remove; the scores describe the woven frames")
 
-    def picture_notes(self, deinterlaced: bool = True) -> list[str]:
+    def picture_notes(self, deinterlace: bool | str = "auto") -> list[str]:
         """Warnings about how the coded pictures differ from what a viewer is shown (HDR, interlacing)."""
-        return [note for note in (self.hdr_note(), self.interlace_note(deinterlaced)) if note]
+        return [note for note in (self.hdr_note(), self.interlace_note(deinterlace)) if note]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

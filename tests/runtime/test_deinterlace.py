@@ -7,7 +7,7 @@ import pytest
 
 from edgevqa import deinterlace as deinterlace_module
 from edgevqa.deinterlace import COMB_THRESHOLD, deinterlace_plane, deinterlace_plane_reference, first_field
-from edgevqa.errors import KernelError
+from edgevqa.errors import EdgeVQAError, KernelError
 
 compiled = deinterlace_module._compiled
 IMPLEMENTATIONS = [deinterlace_plane_reference, deinterlace_plane]
@@ -258,3 +258,55 @@ def test_frames_converted_from_another_format_are_deinterlaced_too(tmp_path):
         assert decoder.info.pix_fmt == "yuv411p" and decoder.info.interlaced
         frames = list(decoder.frames(range(4)))
         assert len(frames) == 4 and decoder.deinterlaced_frames == 4
+
+
+def test_deinterlace_modes():
+    from edgevqa.deinterlace import deinterlace_mode
+
+    assert [deinterlace_mode(v) for v in (True, False, "auto", "always", "never")] == [
+        "auto", "never", "auto", "always", "never"]
+    for bad in ("yes", None, 1, "Always"):
+        with pytest.raises(EdgeVQAError, match="auto, always, never"):
+            deinterlace_mode(bad)
+
+
+def test_always_deinterlaces_raw_frames_that_carry_no_flag(tmp_path, probe_model):
+    """Raw frames from a capture pipeline (here: combed grey frames as raw yuv420p) carry no interlaced flag:
+    ``always`` deinterlaces them all the same, and says so."""
+    pytest.importorskip("av")
+    from edgevqa.decode import PyAVDecoder
+    from edgevqa.pipeline import Pipeline
+
+    height, width = 64, 96
+    frames = combed_frames(8, height, width)
+    raw = tmp_path / "frames.yuv"
+    with open(raw, "wb") as fh:
+        for grey in frames:
+            fh.write(grey.tobytes() + bytes([128]) * (2 * (height // 2) * (width // 2)))
+    options = {"video_size": f"{width}x{height}", "pixel_format": "yuv420p", "framerate": "10"}
+    with PyAVDecoder(raw, input_format="rawvideo", input_options=options) as decoder:
+        assert not decoder.info.interlaced
+        assert [f.planes[0].tolist() for f in decoder.frames(range(8))] == [f.tolist() for f in frames]
+        assert decoder.deinterlaced_frames == 0
+    with PyAVDecoder(raw, input_format="rawvideo", input_options=options, deinterlace="always") as decoder:
+        got = [f.planes[0].copy() for f in decoder.frames(range(8))]
+        assert decoder.deinterlaced_frames == 8
+    assert all(np.array_equal(g, deinterlace_plane(f, 0)) for g, f in zip(got, frames))
+    scores, notes = {}, {}
+    for mode in ("always", "auto"):
+        with Pipeline(probe_model, deinterlace=mode) as pipeline:
+            stream = pipeline.score_stream(str(raw), 0.4, input_format="rawvideo", input_options=options)
+            scores[mode] = [s["scores"] for s in stream]
+            notes[mode] = stream.notes
+    assert scores["always"] != scores["auto"]
+    assert any("as asked (deinterlace 'always')" in n for n in notes["always"])
+    assert not any("interlace" in n for n in notes["auto"])
+
+
+def test_cli_deinterlace_option(small_clip, probe_model):
+    from test_cli import run_cli
+
+    proc = run_cli("score", small_clip, "--model", probe_model, "--deinterlace", "always", "--json")
+    assert proc.returncode == 0 and "deinterlace 'always'" in proc.stdout
+    proc = run_cli("score", small_clip, "--model", probe_model, "--deinterlace", "sometimes")
+    assert proc.returncode == 2 and "--deinterlace" in proc.stderr and "always" in proc.stderr

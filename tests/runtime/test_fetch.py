@@ -77,3 +77,26 @@ def test_an_mp4_indexed_first_is_read_in_place(served, small_clip, probe_model, 
         remote = pipeline.score(f"{base}/fast.mp4")
     assert remote.ok and called == [] and not any("downloaded" in w for w in remote.warnings)
     assert remote.scores == Pipeline(probe_model).score(str(folder / "fast.mp4")).scores
+
+
+def test_a_container_without_a_frame_count_is_downloaded_once(served, larger_clip, probe_model, monkeypatch):
+    """Counting an MKV's frames reads all of it; decoding reads it again: over HTTP it is downloaded once instead."""
+    from edgevqa import pipeline as pipeline_module
+    from edgevqa.pipeline import Pipeline
+
+    base, folder = served
+    with av.open(larger_clip) as src, av.open(str(folder / "clip.mkv"), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    fetched = []
+    real_download = pipeline_module.download
+    monkeypatch.setattr(pipeline_module, "download", lambda url: fetched.append(url) or real_download(url))
+    with Pipeline(probe_model) as pipeline:
+        remote = pipeline.score(f"{base}/clip.mkv")
+        local = pipeline.score(str(folder / "clip.mkv"))
+    assert fetched == [f"{base}/clip.mkv"] and remote.video == f"{base}/clip.mkv"
+    assert remote.scores == local.scores and remote.warnings == local.warnings  # no download warning
+    assert remote.info["frame_count_source"] == "packets"

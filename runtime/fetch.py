@@ -1,9 +1,11 @@
-"""Downloading a video over HTTP(S) to a temporary file, for servers FFmpeg cannot read it from directly.
+"""Downloading a video over HTTP(S) to a temporary file, where reading it in place fails or costs twice.
 
 FFmpeg reads an HTTP video by range requests: an MP4 whose index (the moov box) follows its media, as FFmpeg
 and most cameras write it, is read from its end first. A server without range requests (Python's http.server,
-some application servers and proxies) gives FFmpeg no way back, and opening fails with a bare I/O error. The
-pipeline then downloads the file whole (streamed to disk, not into memory) and scores the copy.
+some application servers and proxies) gives FFmpeg no way back, and opening fails with a bare I/O error. And
+a container that does not declare its frame count (MKV, MPEG-TS) is read whole to count its packets, then
+again to decode. In both cases the pipeline downloads the file once (streamed to disk, not into memory) and
+scores the copy.
 """
 
 from __future__ import annotations

@@ -169,8 +169,8 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
             stability.append({k: abs(lossless[k] - base[k]) for k in base})
             via_rgb = pipeline.score(reencode_clip(base_path, os.path.join(workdir, f"{i}-crf10-rgb.mp4"), 10)).scores
             rgb_round_trip.append({k: abs(via_rgb[k] - base[k]) for k in base})
-            depth = {bits: pipeline.score(encode_lossless(pristine, os.path.join(workdir, f"{i}-lossless{bits}.mp4"), 24,
-                                                          pix_fmt)).scores
+            depth = {bits: pipeline.score(encode_lossless(pristine, os.path.join(workdir, f"{i}-lossless{bits}.mp4"),
+                                                          24, pix_fmt)).scores
                      for bits, pix_fmt in ((8, "yuv420p"), (10, "yuv420p10le"))}
             bit_depth.append({k: abs(depth[10][k] - depth[8][k]) for k in depth[8]})
             for d_index, dim in enumerate(dist.DIMENSIONS):

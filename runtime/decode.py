@@ -105,14 +105,15 @@ class PyAVDecoder:
     frames_through_decoder = 0  # every frame the codec put out, the skipped ones included
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
-                 input_options: dict[str, str] | None = None, name: str | None = None, deinterlace: bool | str = "auto",
-                 max_bit_depth: int | None = None):
+                 input_options: dict[str, str] | None = None, name: str | None = None,
+                 deinterlace: bool | str = "auto", max_bit_depth: int | None = None):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
         ``timeout``). ``name`` is what messages call the source (default: its path, or a description).
         ``deinterlace``: "auto" (or True) deinterlaces the frames flagged interlaced, as a player shows them;
-        "always" every frame; "never" (or False) none (`edgevqa.deinterlace`); `deinterlaced_frames` counts them. ``max_bit_depth``: frames with deeper samples come out
-        rounded to that many bits (`reduce_bit_depth`), the precision a model was trained on."""
+        "always" every frame; "never" (or False) none (`edgevqa.deinterlace`); `deinterlaced_frames` counts them.
+        ``max_bit_depth``: frames with deeper samples come out rounded to that many bits (`reduce_bit_depth`), the
+        precision a model was trained on."""
         self.name = name or describe_source(source)
         self.deinterlace = deinterlace_mode(deinterlace)
         self.max_bit_depth = max_bit_depth

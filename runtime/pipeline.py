@@ -212,8 +212,8 @@ class Pipeline:
 
         Thread-safe (touches no shared state) and needs no active model; calibration uses it directly. With
         ``segment_seconds`` it activates the model: the segments are scored during the decode pass. An HTTP(S)
-        video FFmpeg cannot open where it is (a server without range requests) is downloaded to a temporary
-        file first, removed afterwards.
+        video FFmpeg cannot open where it is (a server without range requests), or whose container does not
+        declare its frame count, is downloaded to a temporary file first, removed afterwards.
         """
         downloads: list[str] = []
         try:
@@ -298,7 +298,8 @@ class Pipeline:
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
                              segments=segments.results if segments is not None else [])
 
-    def _read_in_place_or_download(self, url: str, downloads: list[str], warnings: list[str]) -> tuple[str | None, str]:
+    def _read_in_place_or_download(self, url: str, downloads: list[str], warnings: list[str]
+                                   ) -> tuple[str | None, str]:
         """(name, source) for an HTTP(S) video: the URL itself when FFmpeg can open it there and its container
         declares its frame count; else a temporary download (listed in ``downloads``), named by the URL. Counting
         the frames of a container that does not declare them (MKV, MPEG-TS) reads the whole video, and decoding

@@ -120,8 +120,9 @@ def test_c_binding_fuzzed():
     from hypothesis import strategies as st
 
     @settings(max_examples=300, deadline=None, derandomize=True)
-    @given(rows=st.integers(0, 12), cols=st.integers(0, 9), field=st.integers(0, 1), bit_depth=st.sampled_from([8, 10, 16]),
-           step=st.integers(1, 3), flip=st.booleans(), seed=st.integers(0, 2**32 - 1))
+    @given(rows=st.integers(0, 12), cols=st.integers(0, 9), field=st.integers(0, 1),
+           bit_depth=st.sampled_from([8, 10, 16]), step=st.integers(1, 3), flip=st.booleans(),
+           seed=st.integers(0, 2**32 - 1))
     def check(rows, cols, field, bit_depth, step, flip, seed):
         dtype = np.uint8 if bit_depth == 8 else np.uint16
         base = np.random.default_rng(seed).integers(0, 1 << bit_depth, (rows, cols * step)).astype(dtype)

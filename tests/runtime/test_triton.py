@@ -104,9 +104,10 @@ def test_triton_server_scores_videos_through_the_repository(tmp_path, small_clip
     from edgevqa.pipeline import Pipeline
     from edgevqa.samples import write_clip
 
-    where = json.loads(_ask(python, "import json, os, sys, site, pytriton; print(json.dumps({'pytriton': "
-                                    "os.path.dirname(pytriton.__file__), 'home': sys.base_prefix, 'version': "
-                                    "f'{sys.version_info[0]}.{sys.version_info[1]}', 'site': site.getsitepackages()}))"))
+    where = json.loads(_ask(python, "import json, os, sys, site, pytriton; print(json.dumps({"
+                                    "'pytriton': os.path.dirname(pytriton.__file__), 'home': sys.base_prefix, "
+                                    "'version': f'{sys.version_info[0]}.{sys.version_info[1]}', "
+                                    "'site': site.getsitepackages()}))"))
     server_root = os.path.join(where["pytriton"], "tritonserver")
     libraries = os.path.join(os.path.dirname(where["pytriton"]), "nvidia_pytriton.libs")
     backends = tmp_path / "backends"

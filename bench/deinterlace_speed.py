@@ -24,25 +24,13 @@ import numpy as np
 
 def write_interlaced_clip(path: str, width: int, height: int, frames: int, seed: int = 5) -> str:
     """``frames`` interlaced frames woven from ``2 * frames`` rendered ones (top field first)."""
-    import av
-
-    from edgevqa.samples import render_scene
+    from edgevqa.samples import render_scene, write_clip
 
     scene = render_scene(width, height, 2 * frames, seed=seed)
-    with av.open(path, "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "flags": "+ilme+ildct", "x264-params": "tff=1"}
-        for t in range(frames):
-            woven = scene[2 * t].copy()
-            woven[1::2] = scene[2 * t + 1][1::2]
-            frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
-            frame.pts = t
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    woven = scene[0::2].copy()
+    woven[:, 1::2] = scene[1::2, 1::2]  # the bottom field from the next instant
+    return write_clip(path, frames=woven, fps=25, crf=18, options={"flags": "+ilme+ildct", "x264-params": "tff=1"},
+                      overwrite=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,15 +38,16 @@ def render_scene(width: int, height: int, num_frames: int, seed: int = 0) -> np.
 
 
 def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num_frames: int = 50,
-               fps: int = 25, codec: str = "libx264", pix_fmt: str = "yuv420p", crf: int | None = 23,
+               fps: int | Fraction = 25, codec: str = "libx264", pix_fmt: str = "yuv420p", crf: int | None = 23,
                rotation: int = 0, frame_times: Sequence[float] | None = None, seed: int = 0,
                frames: np.ndarray | None = None, overwrite: bool = False, qp: int | None = None,
-               threads: int | None = None) -> str:
+               threads: int | None = None, options: dict[str, str] | None = None) -> str:
     """Encode a clip; returns its path. ``frame_times`` (seconds) makes a variable-frame-rate clip.
 
     ``frames`` (uint8 RGB ``[T, H, W, 3]``) replaces the rendered scene. ``qp`` (x264/x265) replaces ``crf``
     with a constant quantiser (0: lossless at any bit depth). ``threads`` fixes the encoder's thread count (1
-    for the same bits on every machine). Refuses to overwrite an existing file unless ``overwrite``.
+    for the same bits on every machine). ``options`` are more encoder options (``{"flags": "+ilme+ildct"}`` codes
+    interlaced). Refuses to overwrite an existing file unless ``overwrite``.
     """
     import av
 
@@ -59,9 +60,12 @@ def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num
     with av.open(path, mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        encoder_options = dict(options or {})
         if codec in ("libx264", "libx265") and (qp is not None or crf is not None):
             rate = {"qp": str(qp)} if qp is not None else {"crf": str(crf)}
-            stream.options = {**rate, "preset": "veryfast"}
+            encoder_options = {**rate, "preset": "veryfast", **encoder_options}
+        if encoder_options:
+            stream.options = encoder_options
         if threads is not None:
             stream.codec_context.thread_count = threads
         if rotation:

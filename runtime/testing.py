@@ -75,12 +75,15 @@ def make_probe_model(path: str | os.PathLike, manifest: ModelManifest | None = N
     return os.fspath(path)
 
 
-def remux_clip(source: str | os.PathLike, out: str | os.PathLike, container_format: str) -> str:
-    """The video stream of ``source`` in another container (``mpegts``, ``h264``, ...), packets as they are:
-    the same frames, carried the way a pipe or a live stream carries them."""
+def remux_clip(source: str | os.PathLike, out: str | os.PathLike, container_format: str,
+               options: dict[str, str] | None = None) -> str:
+    """The video stream of ``source`` in another container (``mpegts``, ``h264``, ``matroska``, ...), packets as
+    they are: the same frames, carried the way a pipe or a live stream carries them. ``options`` go to the muxer
+    (``{"movflags": "faststart"}``: an MP4 indexed before its media)."""
     import av
 
-    with av.open(os.fspath(source)) as src, av.open(os.fspath(out), mode="w", format=container_format) as dst:
+    with av.open(os.fspath(source)) as src, av.open(os.fspath(out), mode="w", format=container_format,
+                                                    options=dict(options or {})) as dst:
         stream = dst.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is None:  # the demuxer's flush packet

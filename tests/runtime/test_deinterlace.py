@@ -162,20 +162,11 @@ def test_first_field_of_each_field_order():
 
 def write_interlaced(path, frames: np.ndarray, interlaced: bool = True) -> None:
     """MPEG-2 of grey ``[T, H, W]`` frames, coded interlaced (field DCT and motion estimation) or not."""
-    import av
+    from edgevqa.samples import write_clip
 
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg2video", rate=10)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"flags": "+ilme+ildct", "qscale": "1"} if interlaced else {"qscale": "1"}
-        stream.codec_context.qmin = 1
-        for i, grey in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    options = {"qscale": "1", "qmin": "1", **({"flags": "+ilme+ildct"} if interlaced else {})}
+    write_clip(path, frames=np.repeat(frames[..., None], 3, axis=3), fps=10, codec="mpeg2video", crf=None,
+               options=options)
 
 
 def combed_frames(count: int = 6, height: int = 64, width: int = 96) -> np.ndarray:
@@ -239,22 +230,16 @@ def test_pipeline_and_stream_deinterlace_and_say_so(tmp_path, probe_model):
 def test_frames_converted_from_another_format_are_deinterlaced_too(tmp_path):
     """DV (4:1:1, always interlaced) reaches the sampler through FFmpeg's conversion to 4:4:4; its frames are
     deinterlaced all the same."""
-    av = pytest.importorskip("av")
+    pytest.importorskip("av")
     from fractions import Fraction
 
     from edgevqa.decode import PyAVDecoder
+    from edgevqa.samples import write_clip
 
     path = tmp_path / "clip.dv"
-    with av.open(str(path), "w", format="dv") as out:
-        stream = out.add_stream("dvvideo", rate=Fraction(30000, 1001))
-        stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv411p"
-        for i, grey in enumerate(combed_frames(4, 480, 720)):
-            frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    grey = combed_frames(4, 480, 720)
+    write_clip(path, frames=np.repeat(grey[..., None], 3, axis=3), fps=Fraction(30000, 1001), codec="dvvideo",
+               pix_fmt="yuv411p", crf=None)
     with PyAVDecoder(path) as decoder:
         assert decoder.info.pix_fmt == "yuv411p" and decoder.info.interlaced
         frames = list(decoder.frames(range(4)))

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from edgevqa.errors import VideoDecodeError
+from edgevqa.testing import remux_clip
 
 av = pytest.importorskip("av")
 
@@ -65,12 +66,7 @@ def test_an_mp4_indexed_first_is_read_in_place(served, small_clip, probe_model, 
     from edgevqa.pipeline import Pipeline
 
     base, folder = served
-    with av.open(small_clip) as src, av.open(str(folder / "fast.mp4"), "w", options={"movflags": "faststart"}) as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
+    remux_clip(small_clip, folder / "fast.mp4", "mp4", {"movflags": "faststart"})
     called = []
     monkeypatch.setattr("edgevqa.pipeline.download", lambda url: called.append(url))
     with Pipeline(probe_model) as pipeline:
@@ -85,12 +81,7 @@ def test_a_container_without_a_frame_count_is_downloaded_once(served, larger_cli
     from edgevqa.pipeline import Pipeline
 
     base, folder = served
-    with av.open(larger_clip) as src, av.open(str(folder / "clip.mkv"), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
+    remux_clip(larger_clip, folder / "clip.mkv", "matroska")
     fetched = []
     real_download = pipeline_module.download
     monkeypatch.setattr(pipeline_module, "download", lambda url: fetched.append(url) or real_download(url))

@@ -12,7 +12,7 @@ is interpolated from the kept field's four nearest lines (the cubic taps -1, 9, 
 carried from frame to frame, so a frame reached by seeking is deinterlaced exactly as one decoded in order.
 
 `deinterlace_plane_reference` (NumPy) is the specification; `deinterlace_plane` runs the C form
-(`edgevqa.kernels._deinterlace`, bit-exact with it, four to five times faster: `bench/deinterlace_speed.py`)
+(`edgevqa.kernels._deinterlace`, bit-exact with it, about 2.7 times faster: `bench/deinterlace_speed.py`)
 where it was built;
 ``EDGEVQA_DEINTERLACE_LIBRARY=/path/to/_deinterlace*.so`` loads another build instead.
 """

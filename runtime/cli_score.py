@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -28,6 +29,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
     p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
     p.add_argument("--force", action="store_true", help="allow --csv and --save-inputs to replace existing files")
+    p.add_argument("--triton", metavar="URL", default=None,
+                   help="score on a Triton Inference Server serving an `edgevqa triton` repository (e.g. "
+                        "http://localhost:8000) instead of here; the model and its settings are the server's")
+    p.add_argument("--triton-model", metavar="NAME", default="edgevqa", help="the model's name on that server")
     p.add_argument("--save-inputs", metavar="DIR", default=None,
                    help="also write what the model saw as PNG pictures into DIR, one per video, view and clip "
                         "(VIDEO.VIEW.clipN.png: the clip's frames side by side, normalisation undone)")
@@ -210,17 +215,23 @@ def run(args: argparse.Namespace) -> int:
     inputs = [sys.stdin.buffer if v == "-" else v for v in args.videos]
     if args.save_inputs is not None and os.path.exists(args.save_inputs) and not os.path.isdir(args.save_inputs):
         raise EdgeVQAError(f"--save-inputs {args.save_inputs}: exists and is not a directory")
-    pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
-                        plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
-                        deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None)
-    pictures = (InputPictureWriter(args.save_inputs, pipeline.manifest, args.videos, args.force)
-                if args.save_inputs is not None else None)
-    thresholds = parse_thresholds(args.fail_below, list(pipeline.manifest.outputs))
+    pictures = None
+    if args.triton:
+        scorer, outputs = _triton_scorer(args)
+        context: Any = contextlib.nullcontext()
+    else:
+        scorer = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
+                          plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
+                          deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None)
+        outputs, context = list(scorer.manifest.outputs), scorer
+        if args.save_inputs is not None:
+            pictures = InputPictureWriter(args.save_inputs, scorer.manifest, args.videos, args.force)
+    thresholds = parse_thresholds(args.fail_below, outputs)
     rows: list[dict[str, Any]] = []
     progress = Progress(len(args.videos), not args.quiet)
     failed = below = 0
-    with pipeline:
-        for index, result in enumerate(pipeline.score_many(inputs)):
+    with context:
+        for index, result in enumerate(scorer.score_many(inputs)):
             row = result.to_dict()
             rows.append(row)
             failed += not result.ok
@@ -244,15 +255,37 @@ def run(args: argparse.Namespace) -> int:
                     for warning in segment["warnings"]:
                         print(f"edgevqa: warning: {result.video} [{_segment_label(segment)}]: {warning}",
                               file=sys.stderr)
-    dims = list(pipeline.manifest.outputs)
+    dims = outputs
     if not args.json:
         if len(args.videos) == 1 and failed:
             raise EdgeVQAError(rows[0]["error"])
-        print(f"model: {pipeline.manifest.name} {pipeline.manifest.version} ({pipeline.model_path})")
+        if args.triton:
+            served = next((r for r in rows if not r["error"]), {"model": args.triton_model, "model_version": "?"})
+            print(f"model: {served['model']} {served['model_version']} (served by {scorer.url}, as "
+                  f"{args.triton_model!r})")
+        else:
+            print(f"model: {scorer.manifest.name} {scorer.manifest.version} ({scorer.model_path})")
         print(_format_table(rows, dims))
     if args.csv:
         _write_csv(args.csv, rows, dims, segments=args.every is not None)
     return 1 if failed else BELOW_EXIT_STATUS if below else 0
+
+
+def _triton_scorer(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """``--triton``: the server scores; settings that only a local pipeline has are refused, not ignored."""
+    from .triton_client import TritonScorer
+
+    local = {"--model": args.model is not None, "--every": args.every is not None,
+             "--save-inputs": args.save_inputs is not None, "--seed": args.seed is not None,
+             "--plan-mode": args.plan_mode != "default", "--backend": args.backend != "ort-cpu",
+             "--device": args.device != "cpu", "--threads": args.threads is not None,
+             "--deinterlace": args.deinterlace != "auto"}
+    given = [flag for flag, on in local.items() if on]
+    if given:
+        raise EdgeVQAError(f"--triton: {', '.join(given)} set(s) the local pipeline, which --triton does not use; the "
+                           "served repository's settings apply (`edgevqa triton` writes them)")
+    scorer = TritonScorer(args.triton, args.triton_model)
+    return scorer, scorer.outputs
 
 
 def every_seconds(seconds: float | None) -> float | None:

@@ -22,6 +22,7 @@ import pytest
 from edgevqa.errors import EdgeVQAError
 from edgevqa.manifest import load_manifest
 from edgevqa.triton_repo import config_text, write_repository
+from test_cli import run_cli  # noqa: E402  (tests/runtime is on the path)
 
 
 def test_repository_files(tmp_path, probe_model):
@@ -141,6 +142,15 @@ def test_triton_server_scores_videos_through_the_repository(tmp_path, small_clip
         junk = tmp_path / "junk.mp4"
         junk.write_bytes(b"not a video at all")
         answers = json.loads(_ask(python, CLIENT, f"127.0.0.1:{http_port}", "vqa", small_clip, other, str(junk)))
+        # edgevqa's own client, from this (NumPy 2) environment, with the standard library only
+        from edgevqa.triton_client import TritonScorer
+
+        scorer = TritonScorer(f"127.0.0.1:{http_port}", "vqa")
+        ours = list(scorer.score_many([small_clip, other, str(junk), str(tmp_path / "missing.mp4")]))
+        cli = run_cli("score", small_clip, str(junk), "--triton", f"http://127.0.0.1:{http_port}", "--triton-model",
+                      "vqa", "--json")
+        with pytest.raises(EdgeVQAError, match="not found"):
+            TritonScorer(f"127.0.0.1:{http_port}", "other")
     finally:
         server.terminate()
         try:
@@ -157,3 +167,21 @@ def test_triton_server_scores_videos_through_the_repository(tmp_path, small_clip
         assert answer["overall"] == pytest.approx(local.scores["overall"], abs=1e-6)
         assert served["warnings"] == local.warnings
     assert "not a readable video" in answers[2]["error"]
+    assert scorer.outputs == list(load_manifest(probe_model).outputs)
+    for result, local in zip(ours[:2], expected):
+        assert result.ok and result.video == local.video and result.warnings == local.warnings
+        assert result.scores == pytest.approx(local.scores, abs=1e-6)
+    assert ours[2].error == f"{junk}: not a readable video (Invalid data found when processing input)"
+    assert ours[3].error.startswith(f"{tmp_path / 'missing.mp4'}: cannot read it")
+    rows = [json.loads(line) for line in cli.stdout.splitlines()]
+    assert cli.returncode == 1 and [r["video"] for r in rows] == [small_clip, str(junk)]
+    assert rows[0]["scores"] == pytest.approx(expected[0].scores, abs=1e-6) and rows[1]["error"]
+
+
+def test_score_refuses_local_settings_with_triton(small_clip):
+    proc = run_cli("score", small_clip, "--triton", "http://127.0.0.1:9", "--every", "2", "--seed", "3")
+    assert proc.returncode == 1 and "--every, --seed set(s) the local pipeline" in proc.stderr
+    proc = run_cli("score", small_clip, "--triton", "http://127.0.0.1:9")
+    assert proc.returncode == 1 and "cannot reach the Triton server" in proc.stderr
+    proc = run_cli("score", small_clip, "--triton", "ftp://example.org/x")
+    assert proc.returncode == 1 and "HTTP address" in proc.stderr

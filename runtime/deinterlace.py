@@ -2,7 +2,8 @@
 
 An interlaced frame holds two fields captured at different instants, on alternate lines (chroma lines too, in
 interlaced 4:2:0). Scored as coded, anything that moves between the fields shows as combing, which a player's
-deinterlacer removes and a quality model misreads (a 1080i clip read blur 6 of 100 woven and 98 deinterlaced).
+deinterlacer removes and a quality model misreads (an interlaced 720-line clip read blur 6 of 100 woven, 88
+deinterlaced).
 
 Each frame is deinterlaced on its own: the lines of the field shown first are kept, and each line of the other
 field is kept where it agrees with them and replaced where it combs. A line combs where it lies beyond both of
@@ -13,8 +14,7 @@ carried from frame to frame, so a frame reached by seeking is deinterlaced exact
 
 `deinterlace_plane_reference` (NumPy) is the specification; `deinterlace_plane` runs the C form
 (`edgevqa.kernels._deinterlace`, bit-exact with it, about 2.7 times faster: `bench/deinterlace_speed.py`)
-where it was built;
-``EDGEVQA_DEINTERLACE_LIBRARY=/path/to/_deinterlace*.so`` loads another build instead.
+where it was built; ``EDGEVQA_DEINTERLACE_LIBRARY=/path/to/_deinterlace*.so`` loads another build instead.
 """
 
 from __future__ import annotations

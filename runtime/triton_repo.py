@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import site
-import sys
 from importlib import resources
 
 from .deinterlace import deinterlace_mode
@@ -34,7 +33,6 @@ def default_python_path() -> str:
     folders = [os.path.dirname(package)] if os.path.basename(package) == "edgevqa" else []
     # site-packages too: the libraries, and for an editable install the finder that lays out the package
     folders += [p for p in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(p)]
-    folders += [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
     unique: list[str] = []
     for folder in folders:
         if folder not in unique:

@@ -49,6 +49,8 @@ class VideoInfo:
     def interlace_note(self, deinterlace: bool | str = "auto") -> str | None:
         """What scores of interlaced video mean, for a warning, under a `edgevqa.deinterlace.DEINTERLACE_MODES`
         mode; None for progressive video left as it is."""
+        # Imported here: edgevqa.deinterlace loads edgevqa.kernels, whose reference imports sampling, which
+        # imports this module.
         from .deinterlace import deinterlace_mode
 
         mode = deinterlace_mode(deinterlace)

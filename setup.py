@@ -1,10 +1,10 @@
-"""Build of the native kernels (`edgevqa.kernels._native`, sampling; `edgevqa.kernels._deinterlace`); everything
-else is in pyproject.toml.
+"""Build of the native kernels (`edgevqa.kernels._native`, sampling; `edgevqa.kernels._deinterlace`;
+`edgevqa.kernels._tonemap`, HDR to SDR); everything else is in pyproject.toml.
 
 Portable flags only (-O3, no -march=native), so a wheel built here runs on any x86-64 or aarch64 machine of
 the same platform tag. The extension is optional: where no C compiler exists the build still succeeds with
 a warning and `edgevqa.kernels` falls back to the NumPy reference (`edgevqa.kernels.IMPLEMENTATION` says
-which one is in use); so does `edgevqa.deinterlace`.
+which one is in use); so do `edgevqa.deinterlace` and `edgevqa.tonemap`.
 """
 
 from setuptools import Extension, setup
@@ -28,6 +28,7 @@ class BuildNative(build_ext):
 
 setup(
     ext_modules=[Extension("edgevqa.kernels._native", sources=["kernels/_native.c"], optional=True),
-                 Extension("edgevqa.kernels._deinterlace", sources=["kernels/_deinterlace.c"], optional=True)],
+                 Extension("edgevqa.kernels._deinterlace", sources=["kernels/_deinterlace.c"], optional=True),
+                 Extension("edgevqa.kernels._tonemap", sources=["kernels/_tonemap.c"], optional=True)],
     cmdclass={"build_ext": BuildNative},
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the C kernels' tests against the aarch64 builds of kernels/_native.c (NEON rows: what a Jetson Orin or an
-# ARM server compiles) and kernels/_deinterlace.c, on x86, under qemu-user: an arm64 Python from Debian's packages and aarch64 wheels of the
-# test dependencies, unpacked into a sysroot (no chroot, no binfmt_misc).
+# ARM server compiles), kernels/_deinterlace.c and kernels/_tonemap.c, on x86, under qemu-user: an arm64 Python
+# from Debian's packages and aarch64 wheels of the test dependencies, unpacked into a sysroot (no chroot, no
+# binfmt_misc).
 # CI: `bash kernels/aarch64_check.sh` from the repository root (a few minutes; the sysroot is kept in
 # $EDGEVQA_AARCH64_ROOT, default ~/.cache/edgevqa-aarch64, for the next run). Extra arguments go to pytest.
 #
@@ -96,7 +97,9 @@ EOF
 )
 library="$build/_native.cpython-311-aarch64-linux-gnu.so"
 deinterlace_library="$build/_deinterlace.cpython-311-aarch64-linux-gnu.so"
-for pair in "kernels/_native.c:$library" "kernels/_deinterlace.c:$deinterlace_library"; do
+tonemap_library="$build/_tonemap.cpython-311-aarch64-linux-gnu.so"
+for pair in "kernels/_native.c:$library" "kernels/_deinterlace.c:$deinterlace_library" \
+            "kernels/_tonemap.c:$tonemap_library"; do
     # shellcheck disable=SC2086
     aarch64-linux-gnu-gcc $flags -Werror -shared -fPIC -I"$sysroot/usr/include/python3.11" -I"$sysroot/usr/include" \
         "${pair%%:*}" -o "${pair#*:}" -lm
@@ -104,14 +107,15 @@ done
 
 unset EDGEVQA_NATIVE_SCALAR
 arm=(env PYTHONPATH="$build:$site" EDGEVQA_NATIVE_LIBRARY="$library" EDGEVQA_DEINTERLACE_LIBRARY="$deinterlace_library"
-     PYTHONDONTWRITEBYTECODE=1 "$launcher")
+     EDGEVQA_TONEMAP_LIBRARY="$tonemap_library" PYTHONDONTWRITEBYTECODE=1 "$launcher")
 rows=$("${arm[@]}" -c "import platform, edgevqa.kernels.native as n
 print(platform.machine(), n._native.vector_rows())")
 echo "aarch64 build: $rows ($library)"
 [ "$rows" = "aarch64 neon" ] || { echo "expected the NEON rows on aarch64, got: $rows"; exit 1; }
 "${arm[@]}" -c "import edgevqa.deinterlace as d; assert d._compiled.__file__ == '$deinterlace_library', d._compiled"
+"${arm[@]}" -c "import edgevqa.tonemap as t; assert t._compiled.__file__ == '$tonemap_library', t._compiled"
 "${arm[@]}" -m pytest -q -p no:cacheprovider tests/kernels/test_native.py tests/kernels/test_native_fuzz.py \
-    tests/kernels/test_native_paths.py tests/runtime/test_deinterlace.py "$@"
+    tests/kernels/test_native_paths.py tests/runtime/test_deinterlace.py tests/runtime/test_tonemap.py "$@"
 
 # End to end on aarch64: decode (PyAV), sample (NEON rows), infer (ONNX Runtime's aarch64 kernels) with the
 # default model, against this machine's install of the same checkout. ONNX Runtime's float arithmetic differs

@@ -38,6 +38,12 @@ class ColourConversion:
 
 
 def yuv_to_rgb_conversion(matrix: str = "bt601", colour_range: str = "limited", bit_depth: int = 8) -> ColourConversion:
+    return ColourConversion(False, bit_depth, np.array(yuv_coefficients(matrix, colour_range, bit_depth), np.int32))
+
+
+def yuv_coefficients(matrix: str, colour_range: str, bit_depth: int, rgb_max: int = 255) -> list[int]:
+    """[y_offset, c_mid, cy, crv, cgu, cgv, cbu] of the formulas above, for R'G'B' of 0..``rgb_max`` (8-bit for
+    sampling; `edgevqa.tonemap` takes 12 bits)."""
     if matrix not in MATRIX_KR_KB:
         raise KernelError(f"unknown colour matrix {matrix!r}; known: {sorted(MATRIX_KR_KB)}")
     if colour_range not in ("limited", "full"):
@@ -49,15 +55,15 @@ def yuv_to_rgb_conversion(matrix: str = "bt601", colour_range: str = "limited", 
     depth_scale = float(1 << (bit_depth - 8))
     if colour_range == "limited":
         y_offset = 16 * (1 << (bit_depth - 8))
-        y_gain = 255.0 / (219.0 * depth_scale)
-        c_gain = 255.0 / (224.0 * depth_scale)
+        y_gain = rgb_max / (219.0 * depth_scale)
+        c_gain = rgb_max / (224.0 * depth_scale)
     else:
         y_offset = 0
         max_code = (1 << bit_depth) - 1
-        y_gain = 255.0 / max_code
-        c_gain = 255.0 / max_code
+        y_gain = rgb_max / max_code
+        c_gain = rgb_max / max_code
     one = float(1 << COEF_SHIFT)
-    coefficients = np.array([
+    return [
         y_offset,
         1 << (bit_depth - 1),
         round(y_gain * one),
@@ -65,8 +71,7 @@ def yuv_to_rgb_conversion(matrix: str = "bt601", colour_range: str = "limited", 
         round(c_gain * 2.0 * (1.0 - kb) * kb / kg * one),
         round(c_gain * 2.0 * (1.0 - kr) * kr / kg * one),
         round(c_gain * 2.0 * (1.0 - kb) * one),
-    ], dtype=np.int32)
-    return ColourConversion(False, bit_depth, coefficients)
+    ]
 
 
 def rgb_passthrough(bit_depth: int = 8) -> ColourConversion:

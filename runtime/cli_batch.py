@@ -244,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
                                       gpus_per_actor=args.gpus_per_actor, batch_size=1, backend=args.backend,
                                       threads=args.cpus_per_actor, decode_threads=args.cpus_per_actor,
                                       seed=args.seed, plan_mode=args.plan_mode, device=args.device,
-                                      segment_seconds=segments, deinterlace=args.deinterlace)
+                                      segment_seconds=segments, deinterlace=args.deinterlace,
+                                      tone_map=args.tone_map)
         writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None, resume=args.resume)
         progress = Progress(len(videos), not args.quiet)
         for row in dataset.iter_rows():

@@ -135,7 +135,7 @@ def _is_model(path: str) -> bool:
 
 def video_info(source: str) -> dict[str, Any]:
     """What the decoder reads from ``source`` before decoding it all, and the warnings a score would carry
-    about the picture (HDR, interlacing), with the default settings (deinterlaced)."""
+    about the picture (HDR, interlacing), with the default settings (deinterlaced, tone-mapped)."""
     from .decode import probe
 
     found = probe(source)

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from .deinterlace import DEINTERLACE_MODES
+from .tonemap import TONE_MAP_MODES
 from .errors import EdgeVQAError, PlanError
 from .pipeline import BACKENDS, Pipeline
 from .segments import check_segment_seconds
@@ -57,6 +58,11 @@ def add_model_arguments(p: Any) -> None:
                         "every frame (raw frames from a capture pipeline carry no flag); never: score them woven")
     p.add_argument("--no-deinterlace", dest="deinterlace", action="store_const", const="never",
                    help="the same as --deinterlace never")
+    p.add_argument("--tone-map", choices=TONE_MAP_MODES, default="auto",
+                   help="auto (default): map HDR (PQ, HLG) video to SDR BT.709 before sampling, as a player does for "
+                        "an SDR screen; never: read its pixels as coded, as if SDR")
+    p.add_argument("--no-tone-map", dest="tone_map", action="store_const", const="never",
+                   help="the same as --tone-map never")
 
 
 BELOW_EXIT_STATUS = 3  # every video scored, and a score fell below a --fail-below threshold
@@ -222,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         scorer = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                           plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
-                          deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None)
+                          deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None,
+                          tone_map=args.tone_map)
         outputs, context = list(scorer.manifest.outputs), scorer
         if args.save_inputs is not None:
             pictures = InputPictureWriter(args.save_inputs, scorer.manifest, args.videos, args.force)
@@ -279,7 +286,7 @@ def _triton_scorer(args: argparse.Namespace) -> tuple[Any, list[str]]:
              "--save-inputs": args.save_inputs is not None, "--seed": args.seed is not None,
              "--plan-mode": args.plan_mode != "default", "--backend": args.backend != "ort-cpu",
              "--device": args.device != "cpu", "--threads": args.threads is not None,
-             "--deinterlace": args.deinterlace != "auto"}
+             "--deinterlace": args.deinterlace != "auto", "--tone-map": args.tone_map != "auto"}
     given = [flag for flag, on in local.items() if on]
     if given:
         raise EdgeVQAError(f"--triton: {', '.join(given)} set(s) the local pipeline, which --triton does not use; the "

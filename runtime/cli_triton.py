@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from .deinterlace import DEINTERLACE_MODES
+from .tonemap import TONE_MAP_MODES
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +26,10 @@ def register(subparsers: Any) -> None:
                         "never")
     p.add_argument("--no-deinterlace", dest="deinterlace", action="store_const", const="never",
                    help="the same as --deinterlace never")
+    p.add_argument("--tone-map", choices=TONE_MAP_MODES, default="auto",
+                   help="whether the served pipeline maps HDR video to SDR: auto (default), never")
+    p.add_argument("--no-tone-map", dest="tone_map", action="store_const", const="never",
+                   help="the same as --tone-map never")
     p.add_argument("--force", action="store_true", help="replace the model's folder if the repository has it")
     p.set_defaults(func=run)
 
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     folder = write_repository(resolve_model(args.model), args.out, name=args.name, instances=args.instances,
                               threads=args.threads, python_path=args.python_path, deinterlace=args.deinterlace,
-                              force=args.force)
+                              tone_map=args.tone_map, force=args.force)
     print(f"wrote {folder} (config.pbtxt, 1/model.py, 1/model.onnx); start Triton with "
           f"--model-repository={args.out}")
     return 0

@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         check_output_target(args.csv, [s for s in args.sources if s != "-"], args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
-                        plan_mode=args.plan_mode, device=args.device, deinterlace=args.deinterlace)
+                        plan_mode=args.plan_mode, device=args.device, deinterlace=args.deinterlace,
+                        tone_map=args.tone_map)
     dims = list(pipeline.manifest.outputs)
     thresholds = parse_thresholds(args.fail_below, dims)
     several = len(args.sources) > 1

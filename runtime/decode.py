@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
+from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes
 from .errors import VideoDecodeError
 from .video import Frame, VideoInfo
 
@@ -106,18 +107,22 @@ class PyAVDecoder:
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
                  input_options: dict[str, str] | None = None, name: str | None = None,
-                 deinterlace: bool | str = "auto", max_bit_depth: int | None = None):
+                 deinterlace: bool | str = "auto", max_bit_depth: int | None = None, tone_map: bool | str = "auto"):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
         ``timeout``). ``name`` is what messages call the source (default: its path, or a description).
         ``deinterlace``: "auto" (or True) deinterlaces the frames flagged interlaced, as a player shows them;
         "always" every frame; "never" (or False) none (`edgevqa.deinterlace`); `deinterlaced_frames` counts them.
         ``max_bit_depth``: frames with deeper samples come out rounded to that many bits (`reduce_bit_depth`), the
-        precision a model was trained on."""
+        precision a model was trained on. ``tone_map``: "auto" (or True) maps the frames of HDR (PQ, HLG) Y'CbCr
+        video to 8-bit SDR BT.709, as a player shows them on an SDR screen; "never" (or False) reads them as coded
+        (`edgevqa.tonemap`); `tone_mapped_frames` counts them."""
         self.name = name or describe_source(source)
         self.deinterlace = deinterlace_mode(deinterlace)
         self.max_bit_depth = max_bit_depth
+        self.tone_map = tone_map_mode(tone_map)
         self.deinterlaced_frames = 0
+        self.tone_mapped_frames = 0
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
         self._threads = threads
         # A live source (a stream still playing, a growing file) is never read ahead to count its frames.
@@ -235,12 +240,13 @@ class PyAVDecoder:
             duration = num_frames / fps
         matrix = _COLORSPACE.get(int(first.colorspace or 0), "bt601")
         transfer = _TRANSFER.get(int(first.color_trc or 0), "sdr")
+        peak = _declared_peak_nits(first) if transfer == "pq" else None
         full = int(first.color_range or 0) == 2 or fmt.startswith("yuvj")
         return VideoInfo(path=self.name, width=width, height=height, num_frames=num_frames, fps=fps,
                          duration=duration, pix_fmt=fmt, codec=stream.codec_context.name, bit_depth=depth,
                          chroma_shift=shift, is_rgb=is_rgb, color_matrix=matrix,
                          color_range="full" if full else "limited", rotation=rotation,
-                         frame_count_source=source, transfer=transfer,
+                         frame_count_source=source, transfer=transfer, hdr_peak_nits=peak,
                          interlaced=bool(getattr(first, "interlaced_frame", False)))
 
     def _second_handle(self) -> Any:
@@ -419,7 +425,7 @@ class PyAVDecoder:
         self._container = self._av.open(source, mode="r", **self._open_arguments)
         self.corrupt_packets, self.last_packet_error, self.concealed_frames, self.decode_error = 0, None, 0, None
         self.reformatted_frames, self.format_changes, self.rescaled_frames, self.size_changes = 0, (), 0, ()
-        self.deinterlaced_frames = 0
+        self.deinterlaced_frames = self.tone_mapped_frames = 0
         stream = self._container.streams.video[self._video_position]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = self._threads
@@ -506,6 +512,12 @@ class PyAVDecoder:
             # In coded orientation, before rotating: the fields alternate along the coded lines.
             planes = deinterlace_planes(planes, self.kept_field, depth, shared_chroma=kind == "gray")
             self.deinterlaced_frames += 1
+        matrix, colour_range = info.color_matrix, info.color_range
+        if self.tones_mapped and not is_rgb:  # (a frame converted from an unlisted format is Y'CbCr)
+            mapping = tone_map_for(info.transfer, matrix, colour_range, depth, info.hdr_peak_nits)
+            planes = tone_map_planes(planes, shift, mapping)
+            depth, matrix, colour_range = 8, "bt709", "limited"
+            self.tone_mapped_frames += 1
         if self.max_bit_depth is not None and depth > self.max_bit_depth:
             planes = reduce_bit_depth(planes, depth, self.max_bit_depth, shared_chroma=kind == "gray")
             depth = self.max_bit_depth
@@ -514,7 +526,12 @@ class PyAVDecoder:
         if rotation in (90, 270):
             shift = (shift[1], shift[0])
         return Frame(index=index, pts=raw.time, planes=tuple(planes), bit_depth=depth, is_rgb=is_rgb,
-                     chroma_shift=shift, color_matrix=info.color_matrix, color_range=info.color_range, owner=raw)
+                     chroma_shift=shift, color_matrix=matrix, color_range=colour_range, owner=raw)
+
+    @property
+    def tones_mapped(self) -> bool:
+        """Whether frames are tone-mapped to SDR: an HDR Y'CbCr video, with ``tone_map`` "auto"."""
+        return self.tone_map == "auto" and self.info.transfer in TONE_MAPPED_TRANSFERS and not self.info.is_rgb
 
     def close(self) -> None:
         self._container.close()
@@ -524,6 +541,23 @@ class PyAVDecoder:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _declared_peak_nits(frame: Any) -> float | None:
+    """A PQ frame's declared peak luminance: its content light level (MaxCLL), else its mastering display's
+    peak; None when it declares neither."""
+    found = {}
+    for data in getattr(frame, "side_data", None) or ():
+        name = getattr(getattr(data, "type", None), "name", "")
+        if name in ("CONTENT_LIGHT_LEVEL", "MASTERING_DISPLAY_METADATA"):
+            found[name] = np.frombuffer(bytes(memoryview(data)), "<i4")
+    light = found.get("CONTENT_LIGHT_LEVEL")  # AVContentLightMetadata: MaxCLL, MaxFALL
+    if light is not None and light.size >= 1 and light[0] > 0:
+        return float(light[0])
+    mastering = found.get("MASTERING_DISPLAY_METADATA")  # AVMasteringDisplayMetadata: ... max_luminance, has_*
+    if mastering is not None and mastering.size >= 22 and mastering[21] and mastering[19] > 0 and mastering[18] > 0:
+        return float(mastering[18]) / float(mastering[19])
+    return None
 
 
 def reduce_bit_depth(planes: list[np.ndarray], depth: int, target: int, shared_chroma: bool = False

@@ -130,7 +130,7 @@ class StreamScores:
             length = segment_length(info, self.seconds)
             views = pipeline.manifest.views
             first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
-            for note in info.picture_notes(pipeline.deinterlace) + [n for p in first_plans for n in p.notes]:
+            for note in info.picture_notes(pipeline.deinterlace, pipeline.tone_map) + [n for p in first_plans for n in p.notes]:
                 self._note(note)
             conversion = None
             current: _OpenSegment | None = None

@@ -22,6 +22,7 @@ import numpy as np
 from .backends.base import Runner
 from .decode import PyAVDecoder, describe_source
 from .deinterlace import deinterlace_mode
+from .tonemap import tone_map_mode
 from .errors import EdgeVQAError, ModelError, VideoDecodeError
 from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
@@ -140,7 +141,8 @@ class Pipeline:
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
-                 segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False):
+                 segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False,
+                 tone_map: bool | str = "auto"):
         self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.model_path = resolve_model(model)
@@ -150,6 +152,7 @@ class Pipeline:
         self.plan_mode = plan_mode
         self.decode_threads = decode_threads
         self.deinterlace = deinterlace_mode(deinterlace)  # auto, always or never (`edgevqa.deinterlace`)
+        self.tone_map = tone_map_mode(tone_map)  # auto or never (`edgevqa.tonemap`)
         self.runner = runner or make_runner(self.model_path, backend, threads, device)
         self.model_load_seconds: float | None = None
         self._checked = False
@@ -248,7 +251,7 @@ class Pipeline:
                 raise VideoDecodeError(f"{decoder.name}: the video's length is unknown (no frame count, duration or "
                                        "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
-            warnings.extend(info.picture_notes(self.deinterlace))
+            warnings.extend(info.picture_notes(self.deinterlace, self.tone_map))
             plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)
@@ -316,9 +319,11 @@ class Pipeline:
         return url, path
 
     def open_decoder(self, video: Any, name: str | None, threads: int | None = None, **options: Any) -> PyAVDecoder:
-        """A decoder giving frames as this pipeline's model wants them (deinterlaced, at its sample precision)."""
+        """A decoder giving frames as this pipeline's model wants them (deinterlaced, HDR tone-mapped, at its
+        sample precision)."""
         return PyAVDecoder(video, threads=self.decode_threads if threads is None else threads, name=name,
-                           deinterlace=self.deinterlace, max_bit_depth=self.manifest.sample_bit_depth, **options)
+                           deinterlace=self.deinterlace, max_bit_depth=self.manifest.sample_bit_depth,
+                           tone_map=self.tone_map, **options)
 
     def finish(self, prepared: PreparedVideo) -> Result:
         """Run the model on a prepared video and aggregate its outputs into scores."""

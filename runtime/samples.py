@@ -83,6 +83,46 @@ def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num
     return path
 
 
+
+def write_hdr_clip(path: str | os.PathLike, frames: np.ndarray, transfer: str = "pq", fps: int = 25,
+                   codec: str = "ffv1", max_cll: int | None = None, crf: int | None = None,
+                   overwrite: bool = False) -> str:
+    """Encode uint8 SDR RGB ``frames`` ``[T, H, W, 3]`` as a 10-bit 4:2:0 HDR clip (`edgevqa.tonemap.sdr_to_hdr_planes`:
+    BT.2020, PQ or HLG, SDR white at 203 nits) tagged as such: losslessly (FFV1 in Matroska, or libx265 in MP4,
+    which can also carry a MaxCLL of ``max_cll`` nits), or with libx265 at ``crf``; returns its path."""
+    import av
+
+    from .tonemap import sdr_to_hdr_planes
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise EdgeVQAError(f"{path}: already exists; choose another name or remove it first")
+    num_frames, height, width = frames.shape[:3]
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
+        context = stream.codec_context
+        context.color_primaries, context.colorspace, context.color_range = 9, 9, 1  # BT.2020, limited
+        context.color_trc = 16 if transfer == "pq" else 18
+        if codec == "libx265":
+            params = ([f"crf={crf}"] if crf is not None else ["lossless=1"]) + ["log-level=error"]
+            params += [f"max-cll={max_cll},{max_cll // 4}"] if max_cll else []
+            stream.options = {"x265-params": ":".join(params)}
+        elif max_cll or crf is not None:
+            raise EdgeVQAError("write_hdr_clip: max_cll and crf need codec libx265")
+        for t in range(num_frames):
+            frame = av.VideoFrame(width, height, "yuv420p10le")
+            for plane, data in zip(frame.planes, sdr_to_hdr_planes(frames[t], transfer)):
+                rows = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
+                rows[:, : data.shape[1]] = data
+            frame.pts = t
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def write_sample_clip(path: str | os.PathLike, overwrite: bool = False) -> str:
     """The README's sample: 4 s of a rendered scene, 640x360 H.264 at 25 fps."""
     return write_clip(path, width=640, height=360, num_frames=100, fps=25, overwrite=overwrite)

@@ -38,7 +38,8 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         threads = int(parameters.get("threads") or 1)
         self.pipeline = Pipeline(os.path.join(folder, parameters.get("model_file") or "model.onnx"), threads=threads,
-                                 decode_threads=threads, deinterlace=parameters.get("deinterlace") or "auto")
+                                 decode_threads=threads, deinterlace=parameters.get("deinterlace") or "auto",
+                                 tone_map=parameters.get("tone_map") or "auto")
         self.pipeline.activate()  # load the model now, not on the first request
         self.outputs = list(self.pipeline.manifest.outputs)
 

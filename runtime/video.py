@@ -36,15 +36,32 @@ class VideoInfo:
     frame_count_source: str = "container"  # container | duration | packets | unknown
     transfer: str = "sdr"  # sdr | pq (SMPTE ST 2084, HDR10) | hlg (ARIB STD-B67): the coded values' transfer curve
     interlaced: bool = False  # each frame holds two fields (1080i/576i broadcast, some cameras), by its first frame
+    hdr_peak_nits: float | None = None  # a PQ video's declared peak luminance (MaxCLL, else its mastering display's)
 
-    def hdr_note(self) -> str | None:
-        """What scores of an HDR video mean, for a warning; None for SDR video."""
+    def hdr_note(self, tone_map: bool | str = "auto") -> str | None:
+        """What scores of an HDR video mean, for a warning, under a `edgevqa.tonemap.TONE_MAP_MODES` mode; None
+        for SDR video."""
+        from .tonemap import DEFAULT_PEAK_NITS, SDR_WHITE_NITS, tone_map_mode  # late: as deinterlace_mode below
+
         if self.transfer == "sdr":
             return None
-        looks = {"pq": ("PQ (HDR10)", "dim and washed out"), "hlg": ("HLG", "flatter than the HDR picture")}
+        looks = {"pq": ("PQ (HDR10)", "dim and washed out"), "hlg": ("HLG", "flat and desaturated")}
         curve, seen = looks.get(self.transfer, (self.transfer, "otherwise"))
-        return (f"HDR video ({curve} transfer): its pixels are read as coded, as if SDR, so a model trained on SDR "
-                f"video (the default model is) sees them {seen}; the scores describe that picture, not the HDR one")
+        if tone_map_mode(tone_map) == "auto" and not self.is_rgb and self.transfer in looks:
+            if self.transfer == "hlg":
+                peak = f"a {DEFAULT_PEAK_NITS:.0f}-nit display"
+            elif self.hdr_peak_nits:
+                peak = f"its declared peak of {self.hdr_peak_nits:.0f} nits"
+            else:
+                peak = f"no declared peak, {DEFAULT_PEAK_NITS:.0f} nits taken"
+            return (f"HDR video ({curve} transfer; {peak}): its frames are tone-mapped to SDR BT.709 before "
+                    f"sampling, as a player shows them on an SDR screen (BT.2390 highlight roll-off to "
+                    f"{SDR_WHITE_NITS:.0f}-nit reference white)")
+        why = ("as asked (tone mapping 'never')" if self.transfer in looks and not self.is_rgb
+               else "edgevqa tone-maps PQ and HLG Y'CbCr video only")
+        return (f"HDR video ({curve} transfer), not tone-mapped, {why}: its pixels are read as coded, as if SDR, so "
+                f"a model trained on SDR video (the default model is) sees them {seen}; the scores describe that "
+                "picture, not the HDR one")
 
     def interlace_note(self, deinterlace: bool | str = "auto") -> str | None:
         """What scores of interlaced video mean, for a warning, under a `edgevqa.deinterlace.DEINTERLACE_MODES`
@@ -66,9 +83,9 @@ class VideoInfo:
                 "anything that moves between the fields shows as combing that a player's deinterlacer would "
                 "remove; the scores describe the woven frames")
 
-    def picture_notes(self, deinterlace: bool | str = "auto") -> list[str]:
+    def picture_notes(self, deinterlace: bool | str = "auto", tone_map: bool | str = "auto") -> list[str]:
         """Warnings about how the coded pictures differ from what a viewer is shown (HDR, interlacing)."""
-        return [note for note in (self.hdr_note(), self.interlace_note(deinterlace)) if note]
+        return [note for note in (self.hdr_note(tone_map), self.interlace_note(deinterlace)) if note]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -547,9 +547,13 @@ def _declared_peak_nits(frame: Any) -> float | None:
     """A PQ frame's declared peak luminance: its content light level (MaxCLL), else its mastering display's
     peak; None when it declares neither."""
     found = {}
-    for data in getattr(frame, "side_data", None) or ():
-        name = getattr(getattr(data, "type", None), "name", "")
-        if name in ("CONTENT_LIGHT_LEVEL", "MASTERING_DISPLAY_METADATA"):
+    container = getattr(frame, "side_data", None)
+    for name in ("CONTENT_LIGHT_LEVEL", "MASTERING_DISPLAY_METADATA"):
+        try:  # by name: PyAV 18.1.0 iterates the entries, 18.1.1 their types
+            data = container.get(name) if container is not None else None
+        except (KeyError, TypeError, ValueError):
+            data = None
+        if data is not None:
             found[name] = np.frombuffer(bytes(memoryview(data)), "<i4")
     light = found.get("CONTENT_LIGHT_LEVEL")  # AVContentLightMetadata: MaxCLL, MaxFALL
     if light is not None and light.size >= 1 and light[0] > 0:

@@ -11,8 +11,8 @@ import os
 import sys
 from typing import Any
 
-from .cli_score import (Progress, add_model_arguments, check_output_target, csv_header, csv_rows, every_seconds,
-                        expand_folders)
+from .cli_score import (Progress, add_model_arguments, add_time_range_arguments, check_output_target, csv_header,
+                        csv_rows, every_seconds, expand_folders, time_range_of)
 from .errors import EdgeVQAError
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
                    help="continue an interrupted run: keep the rows in FILE.partial (.jsonl or .csv) and score only "
                         "the videos it does not hold yet")
     add_model_arguments(p)
+    add_time_range_arguments(p)
     p.add_argument("--actors", type=int, default=None,
                    help="pipelines scoring at once (default: the cluster's CPUs over --cpus-per-actor)")
     p.add_argument("--cpus-per-actor", type=int, default=1,
@@ -245,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                                       threads=args.cpus_per_actor, decode_threads=args.cpus_per_actor,
                                       seed=args.seed, plan_mode=args.plan_mode, device=args.device,
                                       segment_seconds=segments, deinterlace=args.deinterlace,
-                                      tone_map=args.tone_map)
+                                      tone_map=args.tone_map, time_range=time_range_of(args))
         writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None, resume=args.resume)
         progress = Progress(len(videos), not args.quiet)
         for row in dataset.iter_rows():

@@ -26,6 +26,7 @@ def register(subparsers: Any) -> None:
                    help="video files, folders (every video file under them, by extension, sorted), URLs FFmpeg can "
                         "open, or '-' for a video on standard input (read whole; for a live stream use 'watch')")
     add_model_arguments(p)
+    add_time_range_arguments(p)
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: ONNX Runtime's)")
     p.add_argument("--json", action="store_true", help="print one JSON object per video per line")
     p.add_argument("--csv", metavar="FILE", help="also write the scores to this CSV file")
@@ -66,6 +67,46 @@ def add_model_arguments(p: Any) -> None:
 
 
 BELOW_EXIT_STATUS = 3  # every video scored, and a score fell below a --fail-below threshold
+
+
+def add_time_range_arguments(p: Any) -> None:
+    """--start, --end, --duration: score a part of each video (shared by score and batch)."""
+    p.add_argument("--start", type=parse_time, default=None, metavar="TIME",
+                   help="score each video from this time on: seconds (90.5) or [HH:]MM:SS[.fff] (1:30.5)")
+    end = p.add_mutually_exclusive_group()
+    end.add_argument("--end", type=parse_time, default=None, metavar="TIME",
+                     help="score each video up to this time (default: its end)")
+    end.add_argument("--duration", type=parse_time, default=None, metavar="TIME",
+                     help="score this long a part of each video, from --start (default 0)")
+
+
+def parse_time(text: str) -> float:
+    """Seconds from "90.5", "1:30.5" or "0:01:30.5"; argparse turns the ValueError into a usage error."""
+    parts = text.strip().split(":")
+    if not 1 <= len(parts) <= 3 or any(not p.strip() for p in parts):
+        raise ValueError(text)
+    seconds = 0.0
+    for part in parts:
+        value = float(part)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(text)
+        seconds = seconds * 60 + value
+    return seconds
+
+
+parse_time.__name__ = "time"  # argparse names the type in its error: "invalid time value: 'x'"
+
+
+def time_range_of(args: Any) -> tuple[float, float | None] | None:
+    """The (start, end) seconds --start, --end and --duration ask for; None when none is given."""
+    if args.start is None and args.end is None and args.duration is None:
+        return None
+    start = args.start or 0.0
+    end = args.end if args.duration is None else start + args.duration
+    if end is not None and end <= start:
+        raise EdgeVQAError(f"--end must come after --start ({start:g} s), got {end:g} s" if args.duration is None
+                           else f"--duration must be more than 0 s, got {args.duration:g}")
+    return start, end
 
 
 def add_threshold_argument(p: Any, what: str) -> None:
@@ -229,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         scorer = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                           plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
                           deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None,
-                          tone_map=args.tone_map)
+                          tone_map=args.tone_map, time_range=time_range_of(args))
         outputs, context = list(scorer.manifest.outputs), scorer
         if args.save_inputs is not None:
             pictures = InputPictureWriter(args.save_inputs, scorer.manifest, args.videos, args.force)
@@ -286,7 +327,8 @@ def _triton_scorer(args: argparse.Namespace) -> tuple[Any, list[str]]:
              "--save-inputs": args.save_inputs is not None, "--seed": args.seed is not None,
              "--plan-mode": args.plan_mode != "default", "--backend": args.backend != "ort-cpu",
              "--device": args.device != "cpu", "--threads": args.threads is not None,
-             "--deinterlace": args.deinterlace != "auto", "--tone-map": args.tone_map != "auto"}
+             "--deinterlace": args.deinterlace != "auto", "--tone-map": args.tone_map != "auto",
+             "--start/--end/--duration": time_range_of(args) is not None}
     given = [flag for flag, on in local.items() if on]
     if given:
         raise EdgeVQAError(f"--triton: {', '.join(given)} set(s) the local pipeline, which --triton does not use; the "

@@ -28,7 +28,8 @@ from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
 from .feed import sample_plans as feed_plans
 from .sampling import make_plans
-from .segments import check_segment_seconds, segment_plans, segment_ranges, segment_times
+from .segments import (check_segment_seconds, check_time_range, segment_plans, segment_ranges, segment_times,
+                       time_range_frames)
 
 DEFAULT_MODEL_NAME = "default"
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")
@@ -95,6 +96,8 @@ class Result:
     error: str | None = None
     # With ``segment_seconds``: per segment, its frames and times, scores and warnings (see `Pipeline`).
     segments: list[dict[str, Any]] = field(default_factory=list)
+    # With ``time_range``: the part scored: ``start_frame``, ``end_frame`` (exclusive), ``start_s``, ``end_s``.
+    time_range: dict[str, Any] | None = None
     # With ``keep_inputs``: the model's inputs by view name (not in `to_dict`; see `edgevqa.input_images`).
     inputs: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -110,6 +113,7 @@ class Result:
             "frames_decoded": self.frames_decoded, "info": dict(self.info), "warnings": list(self.warnings),
             "error": self.error, "segments": [dict(g, scores=dict(g["scores"]), warnings=list(g["warnings"]))
                                              for g in self.segments],
+            "time_range": None if self.time_range is None else dict(self.time_range),
         }
 
 
@@ -124,6 +128,7 @@ class PreparedVideo:
     frames_decoded: int
     warnings: list[str]
     segments: list[dict[str, Any]] = field(default_factory=list)  # already scored (see `Pipeline.prepare`)
+    time_range: dict[str, Any] | None = None  # the part scored, with ``time_range`` (see `Result.time_range`)
 
 
 class Pipeline:
@@ -136,15 +141,20 @@ class Pipeline:
     (`edgevqa.segments.segment_ranges`), each scored as a video of its own, in the same decode pass as the
     whole video, whose scores do not change. `Result.segments` lists them: ``start_frame``, ``end_frame``
     (exclusive), ``start_s``, ``end_s``, ``scores`` and ``warnings``.
+
+    ``time_range`` = (start, end) in seconds (end None: to the video's end) scores only that part of each
+    video, planned as a cut holding those frames would be (a frame is in it when index / fps lies in
+    [start, end)); segments then cover that part. `Result.time_range` says which frames and times were scored.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
                  segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False,
-                 tone_map: bool | str = "auto"):
+                 tone_map: bool | str = "auto", time_range: tuple[float, float | None] | None = None):
         self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
+        self.time_range = check_time_range(time_range)  # (start s, end s or None): only that part of each video
         self.model_path = resolve_model(model)
         self.manifest: ModelManifest = load_manifest(self.model_path)
         self.backend = backend
@@ -252,10 +262,16 @@ class Pipeline:
                                        "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
             warnings.extend(info.picture_notes(self.deinterlace, self.tone_map))
-            plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
+            frames = None
+            if self.time_range is None:
+                plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
+            else:  # the part is planned as a cut of it would be (`edgevqa.segments`)
+                frames, notes = time_range_frames(info, self.time_range)
+                warnings.extend(notes)
+                plans = segment_plans(self.manifest.views, info, *frames, self.seed, self.plan_mode)
             for plan in plans:
                 warnings.extend(plan.notes)
-            segments = _SegmentScorer(self, info, warnings) if self.segment_seconds else None
+            segments = _SegmentScorer(self, info, warnings, frames) if self.segment_seconds else None
             t2 = time.perf_counter()
 
             def decode_and_sample(decoder):
@@ -297,9 +313,13 @@ class Pipeline:
         if segments is not None:
             timings["segments"] = segment_time  # their inference and aggregation, inside the decode pass
         feed = {plan.view.name: buf for plan, buf in zip(plans, sampled.arrays)}
+        scored = None
+        if frames is not None:
+            start_s, end_s = segment_times(info, *frames)
+            scored = {"start_frame": frames[0], "end_frame": frames[1], "start_s": start_s, "end_s": end_s}
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
-                             segments=segments.results if segments is not None else [])
+                             segments=segments.results if segments is not None else [], time_range=scored)
 
     def _read_in_place_or_download(self, url: str, downloads: list[str], warnings: list[str]
                                    ) -> tuple[str | None, str]:
@@ -342,7 +362,8 @@ class Pipeline:
                       timings=timings, seed=self.seed, plan_mode=self.plan_mode, backend=self.backend,
                       model_version=self.manifest.version, info=prepared.info,
                       frames_decoded=prepared.frames_decoded, warnings=prepared.warnings,
-                      segments=prepared.segments, inputs=dict(prepared.feed) if self.keep_inputs else None)
+                      segments=prepared.segments, inputs=dict(prepared.feed) if self.keep_inputs else None,
+                      time_range=prepared.time_range)
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
         with self._infer_lock:
@@ -416,11 +437,11 @@ class _SegmentScorer:
     and each segment scored as soon as all its views' inputs are complete, so only the segments being decoded
     hold inputs in memory."""
 
-    def __init__(self, pipeline: Pipeline, info, video_notes: list[str]):
+    def __init__(self, pipeline: Pipeline, info, video_notes: list[str], frames: tuple[int, int] | None = None):
         pipeline.activate()  # inference runs inside the decode pass
         self.pipeline, self.info = pipeline, info
         views = pipeline.manifest.views
-        self.ranges = segment_ranges(info, pipeline.segment_seconds)
+        self.ranges = segment_ranges(info, pipeline.segment_seconds, frames)
         self.per_segment = len(views)
         self.plans = []
         self.notes: list[list[str]] = []

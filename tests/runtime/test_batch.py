@@ -141,10 +141,12 @@ def test_cli_files_match_score(video_set, probe_model, tmp_path):
     assert len(table(out, error_col)) > 5  # segment rows are there
 
     jsonl = tmp_path / "batch.jsonl"
-    assert run_cli("batch", *video_set[:2], "--model", probe_model, "--out", jsonl, "--seed", "2").returncode == 0
+    assert run_cli("batch", *video_set[:2], "--model", probe_model, "--out", jsonl, "--seed", "2", "--start", "0.5",
+                   "--duration", "1").returncode == 0
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    with Pipeline(probe_model, seed=2) as pipeline:
+    with Pipeline(probe_model, seed=2, time_range=(0.5, 1.5)) as pipeline:
         assert [r["scores"] for r in records] == [pipeline.score(v).scores for v in video_set[:2]]
+        assert records[0]["time_range"] == pipeline.score(video_set[0]).time_range is not None
 
     import pyarrow.parquet as pq
 

@@ -237,3 +237,99 @@ def test_segments_of_a_damaged_stream_come_from_the_single_threaded_decode(tmp_p
     assert len(ranges) > 1 and len(set(ranges)) == len(ranges) and ranges[-1][1] == results[0].info["num_frames"]
     assert all(r.segments == results[0].segments for r in results)
     assert single.segments == results[0].segments
+
+
+# ------------------------------------------------------------------------------------------ time ranges
+
+
+@pytest.mark.parametrize("num_frames, fps, time_range, want", [
+    (250, 25.0, (2.0, 4.0), (50, 100)),  # frames whose time, k / fps, lies in [2, 4)
+    (250, 25.0, (2.01, 4.01), (51, 101)),
+    (250, 25.0, (0.0, None), (0, 250)),
+    (250, 25.0, (9.0, None), (225, 250)),
+    (100, 29.97, (1.0, 2.0), (30, 60)),  # frame 30 is at 1.001 s, frame 59 at 1.969 s
+    (10, 25.0, (0.0, 0.04), (0, 1)),
+])
+def test_time_range_frames(num_frames, fps, time_range, want):
+    from edgevqa.segments import time_range_frames
+
+    frames, notes = time_range_frames(_info(num_frames, fps), time_range)
+    assert frames == want and notes == []
+
+
+def test_time_ranges_past_the_end_and_between_frames():
+    from edgevqa.segments import check_time_range, time_range_frames
+
+    frames, notes = time_range_frames(_info(100), (2.0, 30.0))
+    assert frames == (50, 100) and "ends at 30 s, after the video's end (4.000 s); scored to its end" in notes[0]
+    with pytest.raises(PlanError, match=r"starts at 4 s, after the video's end \(100 frames, 4.000 s\)"):
+        time_range_frames(_info(100), (4.0, None))
+    with pytest.raises(PlanError, match="no frame lies between 1.001 s and 1.002 s"):
+        time_range_frames(_info(100), (1.001, 1.002))
+    with pytest.raises(PlanError, match="no frame rate"):
+        time_range_frames(_info(100, fps=0.0), (1.0, 2.0))
+    assert check_time_range(None) is None and check_time_range((1, None)) == (1.0, None)
+    for bad, message in [((-1, 2), "start at 0 s or later"), ((2, 2), "end after its start"),
+                         ((3, 1), "end after its start"), ((float("nan"), 1), "start at 0 s"),
+                         ("12", r"\(start, end\)"), ((1, 2, 3), r"\(start, end\)"), ((1, "x"), r"\(start, end\)")]:
+        with pytest.raises(PlanError, match=message):
+            check_time_range(bad)
+
+
+def test_a_time_range_scores_as_its_lossless_cut(half_noisy_clip, tmp_path):
+    from edgevqa.pipeline import Pipeline
+
+    with av.open(half_noisy_clip) as container:
+        decoded = list(container.decode(video=0))
+    cut = _encode(tmp_path / "cut.mp4", decoded[24:48], 24)
+    with Pipeline(time_range=(1.0, 2.0)) as pipeline, Pipeline() as plain:
+        part = pipeline.score(half_noisy_clip)
+        alone = plain.score(cut)
+        whole = plain.score(half_noisy_clip)
+    assert part.time_range == {"start_frame": 24, "end_frame": 48, "start_s": 1.0, "end_s": 2.0}
+    assert part.scores == alone.scores  # exactly: the same pixels, the same plan
+    assert part.scores != whole.scores and part.scores["noise"] < whole.scores["noise"] - 10
+    assert part.frames_decoded <= 48 and whole.time_range is None
+    assert json.loads(json.dumps(part.to_dict()))["time_range"]["end_frame"] == 48
+
+
+def test_segments_of_a_time_range(half_noisy_clip):
+    from edgevqa.pipeline import Pipeline
+
+    with Pipeline(segment_seconds=1.0) as whole, Pipeline(segment_seconds=1.0, time_range=(1.0, None)) as part:
+        all_segments = whole.score(half_noisy_clip).segments
+        result = part.score(half_noisy_clip)
+    assert [(g["start_frame"], g["end_frame"]) for g in result.segments] == [(24, 48), (48, 72)]
+    assert result.segments == all_segments[1:]  # a segment scores the same whichever range holds it
+    with pytest.raises(PlanError, match="after its start"):
+        Pipeline(time_range=(2.0, 1.0))
+
+
+def test_cli_time_range(half_noisy_clip, probe_model):
+    from test_cli import run_cli
+
+    from edgevqa.cli_score import parse_time
+
+    assert [parse_time(t) for t in ("90", "90.5", "1:30.5", "0:01:30.5", "01:00:00")] == [90, 90.5, 90.5, 90.5, 3600]
+    for bad in ("", "x", "1:", "-1", "1:2:3:4", "inf", "1::2"):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+    runs = {}  # the default model: the noisy second reads noisy (the probe model reads means, which noise keeps)
+    for flags in (["--start", "1", "--end", "2"], ["--start", "0:01", "--duration", "1"], ["--end", "1"], []):
+        proc = run_cli("score", half_noisy_clip, "--json", *flags)
+        assert proc.returncode == 0, proc.stderr
+        runs[" ".join(flags)] = json.loads(proc.stdout)
+    first, second, head, whole = runs.values()
+    assert first["time_range"] == second["time_range"] == {"start_frame": 24, "end_frame": 48, "start_s": 1.0,
+                                                           "end_s": 2.0}
+    assert first["scores"] == second["scores"] and first["scores"]["noise"] < whole["scores"]["noise"] - 10
+    assert head["time_range"]["end_frame"] == 24 and whole["time_range"] is None
+    for flags, message in [(["--start", "5"], "after the video's end"), (["--start", "2", "--end", "1"],
+                                                                           "--end must come after --start"),
+                           (["--duration", "0"], "--duration must be more than 0 s"),
+                           (["--end", "1", "--duration", "1"], "not allowed with"),
+                           (["--start", "soon"], "invalid time value")]:
+        proc = run_cli("score", half_noisy_clip, "--model", probe_model, *flags)
+        assert proc.returncode in (1, 2) and message in proc.stderr, (flags, proc.stderr)
+    proc = run_cli("score", half_noisy_clip, "--triton", "http://localhost:1", "--start", "1")
+    assert proc.returncode == 1 and "--start/--end/--duration" in proc.stderr

@@ -33,14 +33,63 @@ _NATIVE_FORMATS = {
     "yuv422p10le": (False, 10, (0, 1), "planar"),
     "yuv444p10le": (False, 10, (0, 0), "planar"),
     "yuv420p12le": (False, 12, (1, 1), "planar"),
+    "yuv422p12le": (False, 12, (0, 1), "planar"),  # HEVC/AV1 range extensions, cameras
+    "yuv444p12le": (False, 12, (0, 0), "planar"),
+    "yuv444p16le": (False, 16, (0, 0), "planar"),  # the fallback of deeper formats
+    # With alpha (ProRes 4444, VP9 and FFV1 with alpha): the colour planes as they are, alpha left aside as a
+    # player showing the video on its own does.
+    "yuva420p": (False, 8, (1, 1), "planar"),
+    "yuva422p": (False, 8, (0, 1), "planar"),
+    "yuva444p": (False, 8, (0, 0), "planar"),
+    "yuva420p10le": (False, 10, (1, 1), "planar"),
+    "yuva422p10le": (False, 10, (0, 1), "planar"),
+    "yuva444p10le": (False, 10, (0, 0), "planar"),
+    "yuva444p12le": (False, 12, (0, 0), "planar"),
     "nv12": (False, 8, (1, 1), "semi"),
     "gray": (False, 8, (0, 0), "gray"),
     "gray10le": (False, 10, (0, 0), "gray"),
+    "gray12le": (False, 12, (0, 0), "gray"),
     "rgb24": (True, 8, (0, 0), "packed"),
     "bgr24": (True, 8, (0, 0), "packed_bgr"),
+    # Planar RGB (VP9, FFV1, DNxHR 444, lossless RGB codecs) stores green, blue, red.
+    "gbrp": (True, 8, (0, 0), "planar_gbr"),
+    "gbrp10le": (True, 10, (0, 0), "planar_gbr"),
+    "gbrp12le": (True, 12, (0, 0), "planar_gbr"),
+    "gbrap": (True, 8, (0, 0), "planar_gbr"),
+    "gbrap10le": (True, 10, (0, 0), "planar_gbr"),
+    "gbrap12le": (True, 12, (0, 0), "planar_gbr"),
+    "gbrp16le": (True, 16, (0, 0), "planar_gbr"),  # the fallback of deeper RGB formats
 }
-# Anything else is converted once per kept frame by libswscale to this (a copy, reported in the info).
-_FALLBACK_FORMAT = "yuv444p"
+# Packed RGB with a fourth byte (alpha or padding: PNG, QuickTime Animation, screen captures): the byte offsets
+# of red, green and blue in each pixel's four.
+_PACKED4_ORDER = {"rgba": (0, 1, 2), "rgb0": (0, 1, 2), "bgra": (2, 1, 0), "bgr0": (2, 1, 0), "argb": (1, 2, 3),
+                  "0rgb": (1, 2, 3), "abgr": (3, 2, 1), "0bgr": (3, 2, 1)}
+_NATIVE_FORMATS.update({name: (True, 8, (0, 0), "packed4") for name in _PACKED4_ORDER})
+
+
+def _fallback_format(name: str) -> str:
+    """What libswscale converts a frame of an unlisted format ``name`` to, once per kept frame (a copy): Y'CbCr
+    4:4:4, or planar RGB for RGB and palette formats (no colour matrix in between), at 8 bits, or at 16 for
+    formats with deeper samples, which would lose precision at 8."""
+    import av
+
+    try:
+        described = av.video.format.VideoFormat(name)
+        deep = max(c.bits for c in described.components) > 8
+        rgb = bool(described.is_rgb) or name == "pal8"
+    except (ValueError, AttributeError):
+        deep, rgb = False, False
+    return ("gbrp16le" if deep else "gbrp") if rgb else ("yuv444p16le" if deep else "yuv444p")
+
+
+def _source_bit_depth(name: str, fallback: int) -> int:
+    """The sample depth of pixel format ``name`` (what the video holds, whatever it is converted to)."""
+    import av
+
+    try:
+        return max(c.bits for c in av.video.format.VideoFormat(name).components)
+    except (ValueError, AttributeError):
+        return fallback
 
 _MAX_CORRUPT_PACKETS = 64
 
@@ -220,7 +269,8 @@ class PyAVDecoder:
 
     def _make_info(self, stream: Any, first: Any) -> VideoInfo:
         fmt = first.format.name
-        is_rgb, depth, shift, _ = _NATIVE_FORMATS.get(fmt, (False, 8, (0, 0), "fallback"))
+        is_rgb, depth, shift, _ = _NATIVE_FORMATS.get(fmt) or _NATIVE_FORMATS[_fallback_format(fmt)]
+        depth = depth if fmt in _NATIVE_FORMATS else _source_bit_depth(fmt, depth)
         rotation = _rotation_of(first)
         width, height = first.width, first.height
         self._coded_size = (first.width, first.height)
@@ -504,8 +554,8 @@ class PyAVDecoder:
             raw = raw.reformat(width=self._coded_size[0], height=self._coded_size[1], format=fmt,
                                interpolation="BICUBIC")
         if fmt not in _NATIVE_FORMATS:
-            raw = raw.reformat(format=_FALLBACK_FORMAT)
-            fmt = _FALLBACK_FORMAT
+            fmt = _fallback_format(fmt)
+            raw = raw.reformat(format=fmt)
         is_rgb, depth, shift, kind = _NATIVE_FORMATS[fmt]
         planes = _plane_views(raw, kind, depth)
         if self.deinterlace == "always" or (self.deinterlace == "auto" and interlaced):
@@ -604,6 +654,11 @@ def _plane_views(raw: Any, kind: str, depth: int) -> list[np.ndarray]:
         mid = np.full((1, 1), 1 << (depth - 1), dtype=dtype)
         grey = np.lib.stride_tricks.as_strided(mid, shape=y.shape, strides=(0, 0), writeable=False)
         return [y, grey, grey]
+    if kind == "planar_gbr":
+        return [_plane_array(p[k], dtype, p[k].width) for k in (2, 0, 1)]
+    if kind == "packed4":
+        packed = _plane_array(p[0], dtype, raw.width, 4)
+        return [packed[:, c::4] for c in _PACKED4_ORDER[raw.format.name]]
     packed = _plane_array(p[0], dtype, raw.width, 3)
     order = (0, 1, 2) if kind == "packed" else (2, 1, 0)
     return [packed[:, c::3] for c in order]

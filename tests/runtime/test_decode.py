@@ -51,6 +51,77 @@ def test_formats_give_plane_views_matching_ffmpeg(tmp_path, codec, pix_fmt, ext,
         assert f.planes[1].shape == (-(-38 >> shift[0]), -(-66 >> shift[1]))
 
 
+@pytest.mark.parametrize("codec,pix_fmt,ext,depth,is_rgb", [
+    ("rawvideo", "rgba", "nut", 8, True),
+    ("rawvideo", "argb", "nut", 8, True),
+    ("rawvideo", "bgr0", "nut", 8, True),
+    ("ffv1", "gbrp10le", "mkv", 10, True),
+    ("rawvideo", "gbrap", "nut", 8, True),
+    ("ffv1", "yuva420p", "mkv", 8, False),
+    ("ffv1", "yuva444p10le", "mkv", 10, False),
+    ("ffv1", "yuv444p12le", "mkv", 12, False),
+    ("ffv1", "yuv422p12le", "mkv", 12, False),
+    ("ffv1", "gray12le", "mkv", 12, False),
+])
+def test_more_formats_are_read_in_place(tmp_path, codec, pix_fmt, ext, depth, is_rgb):
+    """Alpha, planar RGB (green, blue, red), packed RGB with a fourth byte and 12-bit Y'CbCr are read as the
+    decoder gives them, at their own depth: no conversion, no rounding to 8 bits."""
+    path = write_clip(tmp_path / f"clip.{ext}", width=66, height=38, num_frames=3, codec=codec, pix_fmt=pix_fmt,
+                      crf=None)
+    with PyAVDecoder(path) as dec:
+        info = dec.info
+        frame = list(dec.frames())[1]
+    assert (info.pix_fmt, info.bit_depth, info.is_rgb) == (pix_fmt, depth, is_rgb)
+    assert (frame.bit_depth, frame.is_rgb) == (depth, is_rgb) and frame.owner.format.name == pix_fmt
+    raw = frame.owner
+    if is_rgb and depth == 8:
+        assert np.array_equal(np.stack(frame.planes, -1), raw.to_ndarray(format="rgb24"))
+    elif is_rgb:
+        assert np.array_equal(np.stack(frame.planes, -1) << (16 - depth), raw.to_ndarray(format="rgb48le") &
+                              ~np.uint16((1 << (16 - depth)) - 1))
+    else:
+        dtype = np.uint8 if depth == 8 else np.dtype("<u2")
+        for k in range(1 if pix_fmt.startswith("gray") else 3):
+            rows = np.frombuffer(bytes(raw.planes[k]), dtype).reshape(raw.planes[k].height, -1)
+            assert np.array_equal(frame.planes[k], rows[:, :raw.planes[k].width])
+
+
+@pytest.mark.parametrize("pix_fmt,fallback,depth,is_rgb", [
+    ("yuv420p10be", "yuv444p16le", 10, False),  # deeper samples keep their precision
+    ("rgb48be", "gbrp16le", 16, True),
+    ("yuv410p", "yuv444p", 8, False),
+    ("rgb565le", "gbrp", 6, True),  # RGB stays RGB: no colour matrix in between
+    ("pal8", "gbrp", 8, True),  # palette pictures (GIF)
+])
+def test_other_formats_are_converted_keeping_depth_and_rgb(tmp_path, pix_fmt, fallback, depth, is_rgb):
+    path = str(tmp_path / "clip.nut")
+    if pix_fmt == "pal8":  # libswscale does not make palettes: indices and a palette written directly
+        with av.open(path, "w") as out:
+            stream = out.add_stream("rawvideo", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 66, 38, "pal8"
+            rng = np.random.default_rng(2)
+            for i in range(3):
+                frame = av.VideoFrame(66, 38, "pal8")
+                indices = np.frombuffer(frame.planes[0], np.uint8).reshape(38, -1)
+                indices[:, :66] = rng.integers(0, 256, (38, 66))
+                np.frombuffer(frame.planes[1], np.uint8)[:] = rng.integers(0, 256, 1024)
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    else:
+        write_clip(path, width=66, height=38, num_frames=3, codec="rawvideo", pix_fmt=pix_fmt, crf=None)
+    with PyAVDecoder(path) as dec:
+        info = dec.info
+        frame = list(dec.frames())[1]
+    assert (info.pix_fmt, info.bit_depth, info.is_rgb) == (pix_fmt, depth, is_rgb)
+    assert frame.owner.format.name == fallback and frame.is_rgb == is_rgb
+    if is_rgb:
+        want = frame.owner.to_ndarray(format="rgb48le" if fallback.endswith("16le") else "rgb24")
+        assert np.array_equal(np.stack(frame.planes, -1), want)
+
+
 def test_decodes_only_what_is_asked(small_clip):
     with PyAVDecoder(small_clip) as dec:
         got = [f.index for f in dec.frames([3, 7, 11])]
@@ -193,8 +264,8 @@ def test_damage_is_counted_and_reported(tmp_path):
 
 @pytest.mark.parametrize("trc, transfer", [(16, "pq"), (18, "hlg"), (1, "sdr"), (0, "sdr")])
 def test_hdr_transfer_is_read_and_said(tmp_path, probe_model, trc, transfer):
-    """HDR video is scored as coded (like SDR), and the result says so: an SDR-trained model's scores do not
-    describe the HDR picture. (AVColorTransferCharacteristic 16 is PQ, 18 HLG, 1 BT.709, 0 unspecified.)"""
+    """HDR video is recognised by its transfer, and the result says what was done with it (tone-mapped: see
+    test_tonemap.py). (AVColorTransferCharacteristic 16 is PQ, 18 HLG, 1 BT.709, 0 unspecified.)"""
     import av
 
     from edgevqa.pipeline import Pipeline

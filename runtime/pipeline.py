@@ -245,9 +245,10 @@ class Pipeline:
             # compressed video), so it is planned, and scored, exactly as the same file would be.
             name, video = describe_source(video), _read_whole(video)
         start = video.tell() if _is_file_object(video) else None
+        decoder = None
         if is_http_url(video):
-            name, video = self._read_in_place_or_download(video, downloads, warnings)
-        decoder = self.open_decoder(video, name)
+            name, video, decoder = self._read_in_place_or_download(video, downloads, warnings)
+        decoder = decoder or self.open_decoder(video, name)
         if decoder.info.frame_count_source == "unknown" and start is not None:
             # No frame count and no duration (a raw H.264 stream, say): only counting its packets tells how
             # many frames there are, and that needs the data twice, so a file object is read whole.
@@ -322,21 +323,26 @@ class Pipeline:
                              segments=segments.results if segments is not None else [], time_range=scored)
 
     def _read_in_place_or_download(self, url: str, downloads: list[str], warnings: list[str]
-                                   ) -> tuple[str | None, str]:
-        """(name, source) for an HTTP(S) video: the URL itself when FFmpeg can open it there and its container
-        declares its frame count; else a temporary download (listed in ``downloads``), named by the URL. Counting
-        the frames of a container that does not declare them (MKV, MPEG-TS) reads the whole video, and decoding
-        reads it again: over the network, one download costs half as much."""
+                                   ) -> tuple[str | None, str, PyAVDecoder | None]:
+        """(name, source, decoder) for an HTTP(S) video: the URL itself, with the decoder already open on it,
+        when FFmpeg can open it there and its container declares its frame count; else a temporary download
+        (listed in ``downloads``), named by the URL, and no decoder. Counting the frames of a container that does
+        not declare them (MKV, MPEG-TS) reads the whole video, and decoding reads it again: over the network, one
+        download costs half as much."""
         try:
-            with self.open_decoder(url, None, live=True) as probe:  # live: nothing read ahead to count
-                if probe.info.frame_count_source == "container":
-                    return None, url
+            probe = self.open_decoder(url, None, live=True)  # live: nothing read ahead to count
         except VideoDecodeError:
+            probe = None
+        if probe is not None and probe.info.frame_count_source == "container":
+            return None, url, probe  # `live` changes only the counting, which the container's count made moot
+        if probe is not None:
+            probe.close()
+        else:
             warnings.append("FFmpeg could not read the video from its server (an MP4 whose index follows its media, "
                             "from a server without range requests), so it was downloaded whole first")
         path = download(url)
         downloads.append(path)
-        return url, path
+        return url, path, None
 
     def open_decoder(self, video: Any, name: str | None, threads: int | None = None, **options: Any) -> PyAVDecoder:
         """A decoder giving frames as this pipeline's model wants them (deinterlaced, HDR tone-mapped, at its

@@ -67,11 +67,14 @@ def test_an_mp4_indexed_first_is_read_in_place(served, small_clip, probe_model, 
 
     base, folder = served
     remux_clip(small_clip, folder / "fast.mp4", "mp4", {"movflags": "faststart"})
-    called = []
+    called, opened = [], []
     monkeypatch.setattr("edgevqa.pipeline.download", lambda url: called.append(url))
+    real_open = Pipeline.open_decoder
+    monkeypatch.setattr(Pipeline, "open_decoder", lambda self, *a, **k: opened.append(a[0]) or real_open(self, *a, **k))
     with Pipeline(probe_model) as pipeline:
         remote = pipeline.score(f"{base}/fast.mp4")
     assert remote.ok and called == [] and not any("downloaded" in w for w in remote.warnings)
+    assert opened == [f"{base}/fast.mp4"]  # opened once: the look at its container is the decoder used
     assert remote.scores == Pipeline(probe_model).score(str(folder / "fast.mp4")).scores
 
 

@@ -72,16 +72,16 @@ def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num
             stream.set_display_rotation(rotation)
         time_base = Fraction(1, 1000) if frame_times is not None else Fraction(1, fps)
         stream.codec_context.time_base = time_base
-        for t in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(frames[t], format="rgb24")
-            frame.pts = int(round(frame_times[t] * 1000)) if frame_times is not None else t
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
+        def rgb_frames():
+            for t in range(num_frames):
+                frame = av.VideoFrame.from_ndarray(frames[t], format="rgb24")
+                frame.pts = int(round(frame_times[t] * 1000)) if frame_times is not None else t
+                frame.time_base = time_base
+                yield frame
+
+        _encode_all(container, stream, rgb_frames())
+    return path
 
 
 def write_hdr_clip(path: str | os.PathLike, frames: np.ndarray, transfer: str = "pq", fps: int = 25,
@@ -110,17 +110,26 @@ def write_hdr_clip(path: str | os.PathLike, frames: np.ndarray, transfer: str = 
             stream.options = {"x265-params": ":".join(params)}
         elif max_cll or crf is not None:
             raise EdgeVQAError("write_hdr_clip: max_cll and crf need codec libx265")
-        for t in range(num_frames):
-            frame = av.VideoFrame(width, height, "yuv420p10le")
-            for plane, data in zip(frame.planes, sdr_to_hdr_planes(frames[t], transfer)):
-                rows = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
-                rows[:, : data.shape[1]] = data
-            frame.pts = t
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        def hdr_frames():
+            for t in range(num_frames):
+                frame = av.VideoFrame(width, height, "yuv420p10le")
+                for plane, data in zip(frame.planes, sdr_to_hdr_planes(frames[t], transfer)):
+                    rows = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
+                    rows[:, : data.shape[1]] = data
+                frame.pts = t
+                yield frame
+
+        _encode_all(container, stream, hdr_frames())
     return path
+
+
+def _encode_all(container, stream, frames) -> None:
+    """Encode ``frames`` (PyAV video frames) on ``stream``, flush the encoder, and mux every packet."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def write_sample_clip(path: str | os.PathLike, overwrite: bool = False) -> str:

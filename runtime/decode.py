@@ -17,8 +17,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
-from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes
 from .errors import VideoDecodeError
+from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes
 from .video import Frame, VideoInfo
 
 # Pixel formats whose planes are handed on as they are: name -> (is_rgb, bit depth, chroma shift, kind).
@@ -67,29 +67,22 @@ _PACKED4_ORDER = {"rgba": (0, 1, 2), "rgb0": (0, 1, 2), "bgra": (2, 1, 0), "bgr0
 _NATIVE_FORMATS.update({name: (True, 8, (0, 0), "packed4") for name in _PACKED4_ORDER})
 
 
+def _format_facts(name: str) -> tuple[int, bool]:
+    """(sample depth, whether RGB) of pixel format ``name`` by FFmpeg's description: palette formats count as
+    RGB; an unknown name as 8-bit Y'CbCr."""
+    try:
+        described = _import_av().video.format.VideoFormat(name)
+        return max(c.bits for c in described.components), bool(described.is_rgb) or name == "pal8"
+    except (ValueError, AttributeError):
+        return 8, False
+
+
 def _fallback_format(name: str) -> str:
     """What libswscale converts a frame of an unlisted format ``name`` to, once per kept frame (a copy): Y'CbCr
     4:4:4, or planar RGB for RGB and palette formats (no colour matrix in between), at 8 bits, or at 16 for
     formats with deeper samples, which would lose precision at 8."""
-    import av
-
-    try:
-        described = av.video.format.VideoFormat(name)
-        deep = max(c.bits for c in described.components) > 8
-        rgb = bool(described.is_rgb) or name == "pal8"
-    except (ValueError, AttributeError):
-        deep, rgb = False, False
-    return ("gbrp16le" if deep else "gbrp") if rgb else ("yuv444p16le" if deep else "yuv444p")
-
-
-def _source_bit_depth(name: str, fallback: int) -> int:
-    """The sample depth of pixel format ``name`` (what the video holds, whatever it is converted to)."""
-    import av
-
-    try:
-        return max(c.bits for c in av.video.format.VideoFormat(name).components)
-    except (ValueError, AttributeError):
-        return fallback
+    bits, rgb = _format_facts(name)
+    return ("gbrp16le" if bits > 8 else "gbrp") if rgb else ("yuv444p16le" if bits > 8 else "yuv444p")
 
 _MAX_CORRUPT_PACKETS = 64
 
@@ -270,7 +263,8 @@ class PyAVDecoder:
     def _make_info(self, stream: Any, first: Any) -> VideoInfo:
         fmt = first.format.name
         is_rgb, depth, shift, _ = _NATIVE_FORMATS.get(fmt) or _NATIVE_FORMATS[_fallback_format(fmt)]
-        depth = depth if fmt in _NATIVE_FORMATS else _source_bit_depth(fmt, depth)
+        if fmt not in _NATIVE_FORMATS:  # the info says what the video holds, whatever it is converted to
+            depth = _format_facts(fmt)[0]
         rotation = _rotation_of(first)
         width, height = first.width, first.height
         self._coded_size = (first.width, first.height)

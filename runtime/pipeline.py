@@ -22,7 +22,6 @@ import numpy as np
 from .backends.base import Runner
 from .decode import PyAVDecoder, describe_source
 from .deinterlace import deinterlace_mode
-from .tonemap import tone_map_mode
 from .errors import EdgeVQAError, ModelError, VideoDecodeError
 from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
@@ -30,6 +29,7 @@ from .feed import sample_plans as feed_plans
 from .sampling import make_plans
 from .segments import (check_segment_seconds, check_time_range, segment_plans, segment_ranges, segment_times,
                        time_range_frames)
+from .tonemap import tone_map_mode
 
 DEFAULT_MODEL_NAME = "default"
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "torch")

@@ -9,16 +9,17 @@ frame in between (`PyAVDecoder.SEEK_MIN_GAP`).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
 from .errors import VideoDecodeError
-from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes
+from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes, tone_map_region
 from .video import Frame, VideoInfo
 
 # Pixel formats whose planes are handed on as they are: name -> (is_rgb, bit depth, chroma shift, kind).
@@ -129,6 +130,22 @@ def _rotation_of(frame: Any) -> int:
     except (AttributeError, TypeError, ValueError):
         return 0
     return int(round(angle / 90.0)) % 4 * 90
+
+
+def _coded_region(region: tuple[np.ndarray, np.ndarray], rotation: int, coded_shape: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Display rows and columns -> the coded rows and columns they show, for ``rotation`` as in
+    `_rotate_planes` (np.rot90 k times: k = 1 shows coded column W-1-i as row i and coded row j as column j)."""
+    rows, cols = (np.asarray(v, np.int64) for v in region)
+    height, width = coded_shape
+    k = (rotation // 90) % 4
+    if k == 1:
+        return cols, width - 1 - rows
+    if k == 2:
+        return height - 1 - rows, width - 1 - cols
+    if k == 3:
+        return height - 1 - cols, rows
+    return rows, cols
 
 
 def _rotate_planes(planes: list[np.ndarray], rotation: int) -> list[np.ndarray]:
@@ -548,29 +565,45 @@ class PyAVDecoder:
             raw = raw.reformat(width=self._coded_size[0], height=self._coded_size[1], format=fmt,
                                interpolation="BICUBIC")
         if fmt not in _NATIVE_FORMATS:
-            fmt = _fallback_format(fmt)
-            raw = raw.reformat(format=fmt)
-        is_rgb, depth, shift, kind = _NATIVE_FORMATS[fmt]
+            raw = raw.reformat(format=_fallback_format(fmt))
+        region = self.regions(index) if self.regions is not None and self.tones_mapped else None
+        return self._frame_of(index, raw, interlaced, region)
+
+    # With tone mapping, frame index -> the (rows, columns) of the display frame that will be read, or None for
+    # all of it: set by `edgevqa.feed.sample_plans` from its plans, so that only those pixels are mapped.
+    regions: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None
+
+    def _frame_of(self, index: int, raw: Any, interlaced: bool,
+                  region: tuple[np.ndarray, np.ndarray] | None = None, count: bool = True) -> Frame:
+        """The `Frame` of ``raw`` (in a listed format, at the stream's size). ``region``: display rows and
+        columns, the only pixels an HDR frame is tone-mapped at; the frame's `Frame.whole` then makes it all."""
+        info = self.info
+        is_rgb, depth, shift, kind = _NATIVE_FORMATS[raw.format.name]
         planes = _plane_views(raw, kind, depth)
         if self.deinterlace == "always" or (self.deinterlace == "auto" and interlaced):
             # In coded orientation, before rotating: the fields alternate along the coded lines.
             planes = deinterlace_planes(planes, self.kept_field, depth, shared_chroma=kind == "gray")
-            self.deinterlaced_frames += 1
+            self.deinterlaced_frames += count
+        rotation = _rotation_of(raw)
         matrix, colour_range = info.color_matrix, info.color_range
+        whole = None
         if self.tones_mapped and not is_rgb:  # (a frame converted from an unlisted format is Y'CbCr)
             mapping = tone_map_for(info.transfer, matrix, colour_range, depth, info.hdr_peak_nits)
-            planes = tone_map_planes(planes, shift, mapping)
+            if region is None:
+                planes = tone_map_planes(planes, shift, mapping)
+            else:
+                planes = tone_map_region(planes, shift, mapping, *_coded_region(region, rotation, planes[0].shape))
+                whole = functools.partial(self._frame_of, index, raw, interlaced, None, False)
             depth, matrix, colour_range = 8, "bt709", "limited"
-            self.tone_mapped_frames += 1
+            self.tone_mapped_frames += count
         if self.max_bit_depth is not None and depth > self.max_bit_depth:
             planes = reduce_bit_depth(planes, depth, self.max_bit_depth, shared_chroma=kind == "gray")
             depth = self.max_bit_depth
-        rotation = _rotation_of(raw)
         planes = _rotate_planes(planes, rotation)
         if rotation in (90, 270):
             shift = (shift[1], shift[0])
         return Frame(index=index, pts=raw.time, planes=tuple(planes), bit_depth=depth, is_rgb=is_rgb,
-                     chroma_shift=shift, color_matrix=matrix, color_range=colour_range, owner=raw)
+                     chroma_shift=shift, color_matrix=matrix, color_range=colour_range, owner=raw, whole=whole)
 
     @property
     def tones_mapped(self) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 from edgevqa import kernels
 
 from .errors import VideoDecodeError
-from .sampling import SamplePlan, frames_needed
+from .sampling import SamplePlan, frames_needed, plan_region
 
 
 @dataclass
@@ -80,25 +80,42 @@ def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
         array, arrays[k] = arrays[k], None
         on_ready(k - kept, array, repeated)
 
-    for frame in decoder.frames(frames_needed(every)):
-        decoded += 1
-        check_frame_size(decoder.name, frame, info)
-        if conversion is None:
-            conversion = kernels.conversion_for_frame(frame)
-        start = time.perf_counter()
-        for k, slot in users.get(frame.index, ()):
-            kernels.sample_frame(frame.planes, every[k], slot, conversion, buffer(k))
-            filled[k][slot] = True
-            missing[k] -= 1
-            if missing[k] == 0 and k >= kept:
-                ready.append(k)
-        sample_seconds += time.perf_counter() - start
-        last_frame = frame
-        for k in ready:  # outside the timing: the callback is the caller's work (inference)
-            hand_on(k, 0)
-        ready.clear()
+    def region(index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The display rows and columns the plans read of frame ``index``: an HDR frame is mapped only there."""
+        parts = [plan_region(every[k], slot) for k, slot in users.get(index, ())]
+        if not parts:
+            return None
+        return np.concatenate([rows for rows, _ in parts]), np.concatenate([cols for _, cols in parts])
+
+    has_regions = hasattr(decoder, "regions")
+    regions_before = getattr(decoder, "regions", None)
+    if has_regions:
+        decoder.regions = region
+    try:
+        for frame in decoder.frames(frames_needed(every)):
+            decoded += 1
+            check_frame_size(decoder.name, frame, info)
+            if conversion is None:
+                conversion = kernels.conversion_for_frame(frame)
+            start = time.perf_counter()
+            for k, slot in users.get(frame.index, ()):
+                kernels.sample_frame(frame.planes, every[k], slot, conversion, buffer(k))
+                filled[k][slot] = True
+                missing[k] -= 1
+                if missing[k] == 0 and k >= kept:
+                    ready.append(k)
+            sample_seconds += time.perf_counter() - start
+            last_frame = frame
+            for k in ready:  # outside the timing: the callback is the caller's work (inference)
+                hand_on(k, 0)
+            ready.clear()
+    finally:
+        if has_regions:
+            decoder.regions = regions_before
     if last_frame is None:
         raise VideoDecodeError(f"{decoder.name}: no frame could be decoded")
+    if last_frame.whole is not None and not all(f.all() for f in filled):
+        last_frame = last_frame.whole()  # it fills the positions of frames never delivered: all of it is read
     repeated = 0
     for k, p in enumerate(every):
         start = time.perf_counter()

@@ -85,11 +85,12 @@ def write_clip(path: str | os.PathLike, width: int = 320, height: int = 180, num
 
 
 def write_hdr_clip(path: str | os.PathLike, frames: np.ndarray, transfer: str = "pq", fps: int = 25,
-                   codec: str = "ffv1", max_cll: int | None = None, crf: int | None = None,
+                   codec: str = "ffv1", max_cll: int | None = None, crf: int | None = None, rotation: int = 0,
                    overwrite: bool = False) -> str:
     """Encode uint8 SDR RGB ``frames`` ``[T, H, W, 3]`` as a 10-bit 4:2:0 HDR clip (`edgevqa.tonemap.sdr_to_hdr_planes`:
     BT.2020, PQ or HLG, SDR white at 203 nits) tagged as such: losslessly (FFV1 in Matroska, or libx265 in MP4,
-    which can also carry a MaxCLL of ``max_cll`` nits), or with libx265 at ``crf``; returns its path."""
+    which can also carry a MaxCLL of ``max_cll`` nits, and a display ``rotation``), or with libx265 at ``crf``;
+    returns its path."""
     import av
 
     from .tonemap import sdr_to_hdr_planes
@@ -110,6 +111,8 @@ def write_hdr_clip(path: str | os.PathLike, frames: np.ndarray, transfer: str = 
             stream.options = {"x265-params": ":".join(params)}
         elif max_cll or crf is not None:
             raise EdgeVQAError("write_hdr_clip: max_cll and crf need codec libx265")
+        if rotation:
+            stream.set_display_rotation(rotation)
         def hdr_frames():
             for t in range(num_frames):
                 frame = av.VideoFrame(width, height, "yuv420p10le")

@@ -82,6 +82,19 @@ class SamplePlan:
         return list(zip(ns.tolist(), ts.tolist()))
 
 
+def plan_region(plan: SamplePlan, slot: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the display frame (luma numbering, repeats kept) that ``plan`` reads of its decoded
+    frame ``slot``: every tap of every group the slot's positions use; a chroma sample counts as a luma row and
+    column of its block."""
+    groups = np.unique(plan.tap_group[plan.slots == slot])
+    shift_rows, shift_cols = plan.chroma_shift
+    rows = np.concatenate([plan.luma_rows.index[groups].ravel(),
+                           plan.chroma_rows.index[groups].ravel().astype(np.int64) << shift_rows])
+    cols = np.concatenate([plan.luma_cols.index[groups].ravel(),
+                           plan.chroma_cols.index[groups].ravel().astype(np.int64) << shift_cols])
+    return rows, cols
+
+
 # --------------------------------------------------------------------------------------------- taps
 
 

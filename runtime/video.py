@@ -7,7 +7,7 @@ orientation, plus the colour facts needed to convert only the pixels that a plan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -109,6 +109,9 @@ class Frame:
     color_matrix: str = "bt601"
     color_range: str = "limited"
     owner: Any = field(default=None, repr=False)
+    # Set when only the pixels a plan reads were made (a region of an HDR frame, see `PyAVDecoder.regions`):
+    # makes the same frame whole.
+    whole: Callable[[], "Frame"] | None = field(default=None, repr=False, compare=False)
 
     @property
     def height(self) -> int:

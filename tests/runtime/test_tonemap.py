@@ -423,3 +423,126 @@ def test_cli_tone_map_options(tmp_path, sdr_frames, probe_model):
     assert proc.returncode == 2 and "--tone-map" in proc.stderr
     proc = run_cli("info", path)
     assert proc.returncode == 0 and "tone-mapped to SDR" in proc.stdout and "a 1000-nit display" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ regions
+
+
+def test_a_region_equals_the_whole_frame_there():
+    """Only the rows and columns a plan reads are mapped (`tone_map_region`): there the samples equal the whole
+    frame's, at every chroma layout, with partial blocks at the edges and indices in any order."""
+    from edgevqa.tonemap import tone_map_region
+
+    rng = np.random.default_rng(21)
+    mapping = tone_map_for("pq", "bt2020", "limited", 10)
+    for _ in range(200):
+        shift = tuple(int(v) for v in rng.integers(0, 3, 2))
+        height, width = (int(v) for v in rng.integers(1, 30, 2))
+        planes = random_planes(rng, height, width, shift, 10, spread=0.2)
+        whole = tone_map_planes(planes, shift, mapping)
+        rows = rng.integers(0, height, rng.integers(1, height + 1))
+        cols = rng.integers(0, width, rng.integers(1, width + 1))
+        part = tone_map_region(planes, shift, mapping, rows, cols)
+        assert np.array_equal(part[0][np.ix_(rows, cols)], whole[0][np.ix_(rows, cols)])
+        chroma = np.ix_(np.unique(rows >> shift[0]), np.unique(cols >> shift[1]))
+        for got, want in zip(part[1:], whole[1:]):
+            assert np.array_equal(got[chroma], want[chroma])
+        assert [p.shape for p in part] == [p.shape for p in whole]
+    with pytest.raises(EdgeVQAError, match="outside the 4x6 frame"):
+        tone_map_region(random_planes(rng, 4, 6, (1, 1), 10), (1, 1), mapping, [0, 4], [0])
+
+
+def test_coded_region_follows_rotation():
+    from edgevqa.decode import _coded_region, _rotate_planes
+
+    rng = np.random.default_rng(4)
+    height, width = 7, 11
+    coded_rows = np.repeat(np.arange(height)[:, None], width, 1)
+    coded_cols = np.repeat(np.arange(width)[None, :], height, 0)
+    for rotation in (0, 90, 180, 270):
+        rows_shown, cols_shown = _rotate_planes([coded_rows, coded_cols], rotation)
+        display_rows = rng.integers(0, rows_shown.shape[0], 4)
+        display_cols = rng.integers(0, rows_shown.shape[1], 5)
+        rows, cols = _coded_region((display_rows, display_cols), rotation, (height, width))
+        picked = np.ix_(display_rows, display_cols)
+        assert set(rows.tolist()) == set(rows_shown[picked].ravel().tolist())
+        assert set(cols.tolist()) == set(cols_shown[picked].ravel().tolist())
+
+
+def _inputs(path, model, **options):
+    from edgevqa.pipeline import Pipeline
+
+    with Pipeline(model, keep_inputs=True, **options) as pipeline:
+        result = pipeline.score(path)
+    return result.inputs, result.segments
+
+
+def _whole_frames(monkeypatch):
+    """Every HDR frame tone-mapped whole: the decoder ignores the regions `sample_plans` gives it."""
+    from edgevqa.decode import PyAVDecoder
+
+    monkeypatch.setattr(PyAVDecoder, "regions", property(lambda self: None, lambda self, value: None))
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 270])
+def test_pipeline_inputs_from_regions_equal_whole_frames(tmp_path, sdr_frames, probe_model, monkeypatch, rotation):
+    """A plan's region of each frame is all the pipeline maps; the model's inputs are those of whole frames,
+    rotated or not, for fragments, resize-crop and clip views, segments and a time range."""
+    pytest.importorskip("av")
+    import onnx
+
+    from edgevqa.manifest import ViewSpec
+    from edgevqa.samples import write_hdr_clip
+    from edgevqa.testing import default_probe_manifest, probe_model_proto
+
+    path = write_hdr_clip(tmp_path / "pq.mp4", np.concatenate([sdr_frames] * 3), "pq", codec="libx265",
+                          rotation=rotation)
+    views = (ViewSpec(name="spatial", kind="resize_crop", temporal="key_frames", num_clips=2, clip_len=1, size=40,
+                      short_side=48),
+             ViewSpec(name="motion", kind="clips", temporal="per_second", num_clips=2, clip_len=4, frame_interval=1,
+                      size=24))
+    two = default_probe_manifest(outputs=("overall",), view=views[0])
+    two_views = tmp_path / "two.onnx"
+    onnx.save(probe_model_proto(type(two)(name="two", views=views, outputs=("overall",))), two_views)
+    runs = [(probe_model, {}), (probe_model, {"segment_seconds": 0.4}), (probe_model, {"time_range": (0.3, 0.9)}),
+            (str(two_views), {})]
+    sparse = [_inputs(path, model, **options) for model, options in runs]
+    with monkeypatch.context() as patch:
+        _whole_frames(patch)
+        whole = [_inputs(path, model, **options) for model, options in runs]
+    for (got, got_segments), (want, want_segments) in zip(sparse, whole):
+        assert got.keys() == want.keys()
+        for name in got:
+            assert np.array_equal(got[name], want[name]), name
+        assert got_segments == want_segments
+
+
+def test_a_stream_shorter_than_declared_repeats_a_whole_last_frame(tmp_path, sdr_frames, probe_model, monkeypatch):
+    """Positions past the stream's end repeat its last frame, which other plans' regions read too: that frame is
+    made whole first."""
+    pytest.importorskip("av")
+    from edgevqa import decode
+    from edgevqa.samples import write_hdr_clip
+
+    from edgevqa.manifest import ViewSpec
+    from edgevqa.testing import default_probe_manifest, make_probe_model
+
+    frames = np.stack([np.roll(smooth_rgb(480, 640, seed=5), 4 * t, axis=1) for t in range(8)])
+    path = write_hdr_clip(tmp_path / "pq.mkv", frames, "pq")  # larger than the fragments: they pick parts
+    # Two clips of 8 frames at their own drawn offsets: the stream ends with the first clip's frames, and the
+    # second clip's positions repeat its last frame, read at the second clip's offsets.
+    two_clips = ViewSpec(name="video", kind="fragments", num_clips=2, clip_len=8, frame_interval=2, aligned=8)
+    probe_model = make_probe_model(tmp_path / "two-clips.onnx", default_probe_manifest(view=two_clips))
+    real = decode.PyAVDecoder._make_info
+    monkeypatch.setattr(decode.PyAVDecoder, "_make_info",
+                        lambda self, stream, first: __import__("dataclasses").replace(real(self, stream, first),
+                                                                                      num_frames=16))
+    from edgevqa.pipeline import Pipeline
+
+    with Pipeline(probe_model, seed=3) as pipeline:
+        assert any("8 sampled frame(s) repeat the last one" in w for w in pipeline.score(path).warnings)
+    sparse = _inputs(path, probe_model, seed=3)[0]
+    with monkeypatch.context() as patch:
+        _whole_frames(patch)
+        whole = _inputs(path, probe_model, seed=3)[0]
+    assert all(np.array_equal(sparse[name], whole[name]) for name in sparse)

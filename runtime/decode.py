@@ -569,8 +569,9 @@ class PyAVDecoder:
         region = self.regions(index) if self.regions is not None and self.tones_mapped else None
         return self._frame_of(index, raw, interlaced, region)
 
-    # With tone mapping, frame index -> the (rows, columns) of the display frame that will be read, or None for
-    # all of it: set by `edgevqa.feed.sample_plans` from its plans, so that only those pixels are mapped.
+    # With tone mapping, frame index -> the (rows, columns) of the display frame that will be read (empty: none),
+    # or None for all of it: set by `edgevqa.feed.sample_plans` and the live path from their plans, so that only
+    # those pixels are mapped.
     regions: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None
 
     def _frame_of(self, index: int, raw: Any, interlaced: bool,

@@ -16,7 +16,7 @@ import numpy as np
 from edgevqa import kernels
 
 from .errors import VideoDecodeError
-from .sampling import SamplePlan, frames_needed, plan_region
+from .sampling import SamplePlan, frame_region, frames_needed
 
 
 @dataclass
@@ -80,12 +80,9 @@ def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
         array, arrays[k] = arrays[k], None
         on_ready(k - kept, array, repeated)
 
-    def region(index: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def region(index: int) -> tuple[np.ndarray, np.ndarray]:
         """The display rows and columns the plans read of frame ``index``: an HDR frame is mapped only there."""
-        parts = [plan_region(every[k], slot) for k, slot in users.get(index, ())]
-        if not parts:
-            return None
-        return np.concatenate([rows for rows, _ in parts]), np.concatenate([cols for _, cols in parts])
+        return frame_region((every[k], slot) for k, slot in users.get(index, ()))
 
     has_regions = hasattr(decoder, "regions")
     regions_before = getattr(decoder, "regions", None)

@@ -25,6 +25,7 @@ from edgevqa import kernels
 from .decode import PyAVDecoder, describe_source
 from .feed import check_frame_size
 from .errors import PlanError, VideoDecodeError
+from .sampling import frame_region
 from .segments import check_segment_seconds, segment_length, segment_plans, segment_times
 
 
@@ -130,7 +131,27 @@ class StreamScores:
             length = segment_length(info, self.seconds)
             views = pipeline.manifest.views
             first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
-            for note in info.picture_notes(pipeline.deinterlace, pipeline.tone_map) + [n for p in first_plans for n in p.notes]:
+            plans_by_segment = {0: first_plans}  # this segment's and the next's
+
+            def plans_of(number: int) -> list:
+                if number not in plans_by_segment:
+                    for old in [n for n in plans_by_segment if n < number - 1]:
+                        del plans_by_segment[old]
+                    start = number * length
+                    plans_by_segment[number] = segment_plans(views, info, start, start + length, pipeline.seed,
+                                                             pipeline.plan_mode)
+                return plans_by_segment[number]
+
+            def region(index: int) -> tuple[np.ndarray, np.ndarray]:
+                """What the plans of frame ``index``'s segment read of it: an HDR frame is mapped only there
+                (none of most frames of a stream, every one of which is decoded)."""
+                plans = plans_of(index // length)
+                return frame_region((plan, int(slot)) for plan in plans
+                                    for slot in np.nonzero(plan.frame_indices == index)[0])
+
+            decoder.regions = region
+            picture_notes = info.picture_notes(pipeline.deinterlace, pipeline.tone_map)
+            for note in picture_notes + [n for p in first_plans for n in p.notes]:
                 self._note(note)
             conversion = None
             current: _OpenSegment | None = None
@@ -147,9 +168,7 @@ class StreamScores:
                     # Frames are numbered in decode order with no gaps, so the segment before is complete and
                     # scored by now: its plans read only its own frames.
                     start = number * length
-                    plans = (first_plans if number == 0 else
-                             segment_plans(views, info, start, start + length, pipeline.seed, pipeline.plan_mode))
-                    current = _OpenSegment(number, start, start + length, plans, self._dtype)
+                    current = _OpenSegment(number, start, start + length, plans_of(number), self._dtype)
                 current.sample(frame, conversion)
                 last_frame = frame
                 self._position = (offset[0] + frame.index + 1, offset[1] + (frame.index + 1) / info.fps)
@@ -170,7 +189,8 @@ class StreamScores:
                 held = played - current.start
                 if held * 2 >= length:
                     current.end = played
-                    repeated = current.repeat_last(last_frame, conversion)
+                    whole = last_frame.whole() if last_frame.whole is not None else last_frame
+                    repeated = current.repeat_last(whole, conversion)  # other positions than its own: all of it
                     yield self._score(current, repeated, decoder.corrupt_packets - damage_seen, offset)
                     self._scored += 1
                 else:

@@ -95,6 +95,15 @@ def plan_region(plan: SamplePlan, slot: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
+def frame_region(uses) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns every (plan, slot) of ``uses`` reads of one decoded frame (`plan_region`); empty
+    arrays when there is none: nothing of that frame is read."""
+    parts = [plan_region(plan, slot) for plan, slot in uses]
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate([rows for rows, _ in parts]), np.concatenate([cols for _, cols in parts])
+
+
 # --------------------------------------------------------------------------------------------- taps
 
 

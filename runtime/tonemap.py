@@ -204,7 +204,8 @@ def _block_sums(values: np.ndarray, shift_rows: int, shift_cols: int) -> np.ndar
     block_rows, block_cols = 1 << shift_rows, 1 << shift_cols
     padded = np.zeros((-(-height // block_rows) * block_rows, -(-width // block_cols) * block_cols), values.dtype)
     padded[:height, :width] = values
-    return padded.reshape(padded.shape[0] // block_rows, block_rows, -1, block_cols).sum(axis=(1, 3))
+    return padded.reshape(padded.shape[0] // block_rows, block_rows, padded.shape[1] // block_cols,
+                          block_cols).sum(axis=(1, 3))
 
 
 def tone_map_planes_reference(planes, chroma_shift, tone_map: ToneMap) -> list[np.ndarray]:

@@ -546,3 +546,36 @@ def test_a_stream_shorter_than_declared_repeats_a_whole_last_frame(tmp_path, sdr
         _whole_frames(patch)
         whole = _inputs(path, probe_model, seed=3)[0]
     assert all(np.array_equal(sparse[name], whole[name]) for name in sparse)
+
+
+def test_a_live_stream_maps_only_what_its_segments_read(tmp_path, probe_model, monkeypatch):
+    """`watch` decodes every frame of a stream: only the pixels its segments' plans read are mapped (none of most
+    frames), and the segments score as with whole frames, the last one's repeated frame included."""
+    pytest.importorskip("av")
+    from edgevqa.pipeline import Pipeline
+    from edgevqa.samples import write_hdr_clip
+
+    frames = np.stack([np.roll(smooth_rgb(480, 640, seed=6), 5 * t, axis=1) for t in range(25)])
+    path = str(write_hdr_clip(tmp_path / "pq.mkv", frames, "pq"))
+    mapped_pixels = []
+    real = tonemap_module.tone_map_planes
+
+    def counted(planes, *args):
+        mapped_pixels.append(np.size(planes[0]))
+        return real(planes, *args)
+
+    monkeypatch.setattr(tonemap_module, "tone_map_planes", counted)  # regions map through it
+    monkeypatch.setattr("edgevqa.decode.tone_map_planes", counted)  # whole frames
+
+    def segments(pipeline):
+        return [(s["start_frame"], s["end_frame"], s["scores"]) for s in pipeline.score_stream(path, 0.4)]
+
+    with Pipeline(probe_model) as pipeline:
+        sparse = segments(pipeline)
+    sparse_pixels, mapped_pixels[:] = sum(mapped_pixels), []
+    with monkeypatch.context() as patch:
+        _whole_frames(patch)
+        with Pipeline(probe_model) as pipeline:
+            whole = segments(pipeline)
+    assert sparse == whole and len(sparse) == 3  # 10, 10 and a last 5 frames (repeated to fill its positions)
+    assert sum(mapped_pixels) == 25 * 480 * 640 and sparse_pixels < sum(mapped_pixels) / 2

@@ -111,7 +111,7 @@ def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
             decoder.regions = regions_before
     if last_frame is None:
         raise VideoDecodeError(f"{decoder.name}: no frame could be decoded")
-    if last_frame.whole is not None and not all(f.all() for f in filled):
+    if getattr(last_frame, "whole", None) is not None and not all(f.all() for f in filled):
         last_frame = last_frame.whole()  # it fills the positions of frames never delivered: all of it is read
     repeated = 0
     for k, p in enumerate(every):

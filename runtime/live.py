@@ -189,7 +189,7 @@ class StreamScores:
                 held = played - current.start
                 if held * 2 >= length:
                     current.end = played
-                    whole = last_frame.whole() if last_frame.whole is not None else last_frame
+                    whole = last_frame.whole() if getattr(last_frame, "whole", None) is not None else last_frame
                     repeated = current.repeat_last(whole, conversion)  # other positions than its own: all of it
                     yield self._score(current, repeated, decoder.corrupt_packets - damage_seen, offset)
                     self._scored += 1

@@ -527,7 +527,7 @@ def test_a_stream_shorter_than_declared_repeats_a_whole_last_frame(tmp_path, sdr
     from edgevqa.manifest import ViewSpec
     from edgevqa.testing import default_probe_manifest, make_probe_model
 
-    frames = np.stack([np.roll(smooth_rgb(480, 640, seed=5), 4 * t, axis=1) for t in range(8)])
+    frames = np.stack([np.roll(smooth_rgb(256, 320, seed=5), 4 * t, axis=1) for t in range(8)])
     path = write_hdr_clip(tmp_path / "pq.mkv", frames, "pq")  # larger than the fragments: they pick parts
     # Two clips of 8 frames at their own drawn offsets: the stream ends with the first clip's frames, and the
     # second clip's positions repeat its last frame, read at the second clip's offsets.
@@ -555,7 +555,7 @@ def test_a_live_stream_maps_only_what_its_segments_read(tmp_path, probe_model, m
     from edgevqa.pipeline import Pipeline
     from edgevqa.samples import write_hdr_clip
 
-    frames = np.stack([np.roll(smooth_rgb(480, 640, seed=6), 5 * t, axis=1) for t in range(25)])
+    frames = np.stack([np.roll(smooth_rgb(256, 320, seed=6), 5 * t, axis=1) for t in range(15)])
     path = str(write_hdr_clip(tmp_path / "pq.mkv", frames, "pq"))
     mapped_pixels = []
     real = tonemap_module.tone_map_planes
@@ -577,5 +577,5 @@ def test_a_live_stream_maps_only_what_its_segments_read(tmp_path, probe_model, m
         _whole_frames(patch)
         with Pipeline(probe_model) as pipeline:
             whole = segments(pipeline)
-    assert sparse == whole and len(sparse) == 3  # 10, 10 and a last 5 frames (repeated to fill its positions)
-    assert sum(mapped_pixels) == 25 * 480 * 640 and sparse_pixels < sum(mapped_pixels) / 2
+    assert sparse == whole and len(sparse) == 2  # 10 frames and a last 5 (repeated to fill its positions)
+    assert sum(mapped_pixels) == 15 * 256 * 320 and sparse_pixels < 0.7 * sum(mapped_pixels)

@@ -64,24 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     shift = info.chroma_shift
 
     def timed(function) -> tuple[float, list[list[np.ndarray]]]:
+        """Median seconds a frame of ``function(slot, planes)`` over every frame, and its last outputs."""
         times, out = [], []
         for _ in range(args.repeats):
             started = time.perf_counter()
-            out = [function(frame, shift, mapping) for frame in planes]
+            out = [function(slot, frame) for slot, frame in enumerate(planes)]
             times.append((time.perf_counter() - started) / len(planes))
         return statistics.median(times), out
 
-    c_s, c_out = timed(tonemap.tone_map_planes)
-    ref_s, ref_out = timed(tonemap.tone_map_planes_reference)
+    c_s, c_out = timed(lambda _, frame: tonemap.tone_map_planes(frame, shift, mapping))
+    ref_s, ref_out = timed(lambda _, frame: tonemap.tone_map_planes_reference(frame, shift, mapping))
     # What the pipeline maps for a FAST-VQA fragment plan (7x7 cells of 32x32): the region each frame's slot reads.
     plan = make_plan(ViewSpec(), dataclasses.replace(info, num_frames=len(planes)))
     regions = [tuple(np.unique(v) for v in plan_region(plan, slot)) for slot in range(len(planes))]
-    times, region_out = [], []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        region_out = [tonemap.tone_map_region(frame, shift, mapping, *regions[k]) for k, frame in enumerate(planes)]
-        times.append((time.perf_counter() - started) / len(planes))
-    region_s = statistics.median(times)
+    region_s, region_out = timed(lambda slot, frame: tonemap.tone_map_region(frame, shift, mapping, *regions[slot]))
     region_equal = all(np.array_equal(part[0][np.ix_(*regions[k])], whole[0][np.ix_(*regions[k])])
                        for k, (part, whole) in enumerate(zip(region_out, c_out)))
     region_share = np.mean([len(r) * len(c) for r, c in regions]) / (info.width * info.height)

@@ -54,6 +54,11 @@ def add_model_arguments(p: Any) -> None:
                    help="'reference' reproduces the original FAST-VQA sampling, quirks included")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
+    add_picture_arguments(p)
+
+
+def add_picture_arguments(p: Any) -> None:
+    """How coded pictures become what a viewer sees: --deinterlace and --tone-map (score, watch, batch, triton)."""
     p.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
                    help="auto (default): deinterlace the frames the video flags interlaced, as a player does; always: "
                         "every frame (raw frames from a capture pipeline carry no flag); never: score them woven")

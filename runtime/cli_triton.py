@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .deinterlace import DEINTERLACE_MODES
-from .tonemap import TONE_MAP_MODES
+from .cli_score import add_picture_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -21,15 +20,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--python-path", default=None, metavar="PATHS",
                    help="folders (separated by ':') the server's Python imports edgevqa and its libraries from "
                         "(default: where this edgevqa comes from; '' when the server's Python has it installed)")
-    p.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
-                   help="which frames the served pipeline deinterlaces: auto (flagged interlaced; default), always, "
-                        "never")
-    p.add_argument("--no-deinterlace", dest="deinterlace", action="store_const", const="never",
-                   help="the same as --deinterlace never")
-    p.add_argument("--tone-map", choices=TONE_MAP_MODES, default="auto",
-                   help="whether the served pipeline maps HDR video to SDR: auto (default), never")
-    p.add_argument("--no-tone-map", dest="tone_map", action="store_const", const="never",
-                   help="the same as --tone-map never")
+    add_picture_arguments(p)  # what the served pipeline does
     p.add_argument("--force", action="store_true", help="replace the model's folder if the repository has it")
     p.set_defaults(func=run)
 

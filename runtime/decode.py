@@ -68,6 +68,7 @@ _PACKED4_ORDER = {"rgba": (0, 1, 2), "rgb0": (0, 1, 2), "bgra": (2, 1, 0), "bgr0
 _NATIVE_FORMATS.update({name: (True, 8, (0, 0), "packed4") for name in _PACKED4_ORDER})
 
 
+@functools.lru_cache(maxsize=64)  # asked once per converted frame
 def _format_facts(name: str) -> tuple[int, bool]:
     """(sample depth, whether RGB) of pixel format ``name`` by FFmpeg's description: palette formats count as
     RGB; an unknown name as 8-bit Y'CbCr."""

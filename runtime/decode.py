@@ -13,7 +13,7 @@ import functools
 import io
 import math
 import os
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -155,6 +155,20 @@ def _rotate_planes(planes: list[np.ndarray], rotation: int) -> list[np.ndarray]:
     return planes if k == 0 else [np.rot90(p, k) for p in planes]
 
 
+def _count_leading_discards(records: Sequence[tuple[int | None, bool, bool]]) -> int:
+    """The discarded packets (see `PyAVDecoder._packet_records`) before the first group of pictures that holds
+    none: in decode order, the B-frames of the cut's own group that precede the cut come after its first shown
+    frame."""
+    dropped = 0
+    shown = False
+    for _, keyframe, discarded in records:
+        if shown and keyframe and not discarded:
+            break
+        dropped += discarded
+        shown |= not discarded
+    return dropped
+
+
 class PyAVDecoder:
     """Decode one video with PyAV. Use as a context manager; `info` is ready after construction."""
 
@@ -292,6 +306,12 @@ class PyAVDecoder:
         fps = _frame_rate(stream)
         duration = _duration_seconds(stream, self._container)
         num_frames, source = int(stream.frames or 0), "container"
+        dropped = self._leading_discarded_packets() if num_frames > 0 else 0
+        if dropped:
+            # An MP4/MOV edit list starting between keyframes (a stream-copied cut) hides the frames before its
+            # start: they are decoded as references and dropped, yet the container's count includes them, and a
+            # plan over that count would read its last frames past the video's end.
+            num_frames, source = max(num_frames - dropped, 1), "packets"
         if num_frames <= 0 and self._reopenable is not None and not self._live:
             num_frames, source = self._count_packets(), "packets"
         if num_frames <= 0 and duration > 0 and fps > 0:
@@ -316,6 +336,37 @@ class PyAVDecoder:
         if isinstance(self._reopenable, io.BytesIO):
             self._reopenable.seek(0)
         return self._reopenable
+
+    # Packets read at most to find where an edit list's dropped lead ends (one group of pictures, usually).
+    DISCARD_SCAN_PACKETS = 2000
+
+    def _leading_discarded_packets(self) -> int:
+        """How many packets before the first frame shown the demuxer marks to be decoded and dropped: the frames
+        an MP4/MOV edit list cuts off at the start. Read from a second handle, packets only, up to the first
+        keyframe after the first frame shown (the next group of pictures needs nothing before the cut), so a
+        long file is not read through. 0 for other formats, live sources and URLs (nothing is read ahead)."""
+        if self._live or self._reopenable is None or (isinstance(self._reopenable, str) and "://" in self._reopenable):
+            return 0
+        if not {"mov", "mp4"} & set((self._container.format.name or "").split(",")):
+            return 0
+        if self._packets is not None:
+            return _count_leading_discards(self._packets)
+        av = self._av
+        records: list[tuple[int | None, bool, bool]] = []
+        try:
+            with av.open(self._second_handle(), mode="r", **self._open_arguments) as other:
+                shown = False
+                for packet in other.demux(other.streams.video[self._video_position]):
+                    if not packet.size:
+                        continue
+                    discarded = bool(packet.is_discard)
+                    if shown and packet.is_keyframe and not discarded or len(records) >= self.DISCARD_SCAN_PACKETS:
+                        break
+                    records.append((packet.pts, bool(packet.is_keyframe), discarded))
+                    shown |= not discarded
+        except (av.FFmpegError, OSError, IndexError):
+            return 0
+        return _count_leading_discards(records)
 
     def _count_packets(self) -> int:
         """Frames in the stream by demuxing a second handle (no decoding), when the container has no count."""

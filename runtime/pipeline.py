@@ -303,9 +303,9 @@ class Pipeline:
             if decoder.format_report():
                 warnings.append(decoder.format_report())
             if sampled.repeated_slots:
-                warnings.append(f"the stream ended at frame {sampled.last_frame_index} before the {info.num_frames} "
-                                f"frames its container declares; {sampled.repeated_slots} sampled frame(s) repeat "
-                                "the last one")
+                warnings.append(f"the stream ended before the {info.num_frames} frames its container declares; "
+                                f"{sampled.repeated_slots} sampled frame(s) past its end repeat the last one sampled, "
+                                f"frame {sampled.last_frame_index}")
             t3 = time.perf_counter()
         segment_time = segments.seconds if segments is not None else 0.0
         timings["decode"] = (t1 - t0) + (t3 - t2) - sampled.sample_seconds - segment_time

@@ -540,7 +540,8 @@ def test_a_stream_shorter_than_declared_repeats_a_whole_last_frame(tmp_path, sdr
     from edgevqa.pipeline import Pipeline
 
     with Pipeline(probe_model, seed=3) as pipeline:
-        assert any("8 sampled frame(s) repeat the last one" in w for w in pipeline.score(path).warnings)
+        warnings = pipeline.score(path).warnings
+        assert any("8 sampled frame(s) past its end repeat the last one sampled" in w for w in warnings)
     sparse = _inputs(path, probe_model, seed=3)[0]
     with monkeypatch.context() as patch:
         _whole_frames(patch)

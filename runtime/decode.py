@@ -410,12 +410,15 @@ class PyAVDecoder:
         """Decode straight through from where the decoder stands, counting frames in decode-output order."""
         last = None if wanted is None else int(wanted[-1])
         pos = 0
+        index = -1
         for index, raw in enumerate(self._iter_all()):
             if last is not None and index > last:
                 break
             if wanted is None or (pos < wanted.size and wanted[pos] == index):
                 pos += 1
                 yield self._to_frame(index, raw)
+        else:
+            self.frames_in_stream = index + 1
 
     def _iter_all(self) -> Iterator[Any]:
         av = self._av
@@ -506,6 +509,7 @@ class PyAVDecoder:
                         yield self._to_frame(index, raw)
                         break
                 else:
+                    self.frames_in_stream = expected
                     return  # the stream ended early
         except _SeekMismatch:
             yield from self._frames_from_start(wanted[wanted > yielded])
@@ -547,6 +551,9 @@ class PyAVDecoder:
             yield from self._frames_in_order(wanted)
 
     decode_error: str | None = None
+    # How many frames the stream holds, once decoding reached its end (None before): a container may declare
+    # more (a file cut short, a recording that starts between keyframes).
+    frames_in_stream: int | None = None
     concealed_frames = 0  # frames FFmpeg flagged corrupt (decoded with error concealment)
 
     @property
@@ -566,6 +573,11 @@ class PyAVDecoder:
         if self.decode_error:
             parts.append("decoding ended in an error")
         return f"{self.name}: damaged stream: " + "; ".join(parts) if parts else ""
+
+    @property
+    def threads(self) -> int:
+        """The decoder's thread count (0: FFmpeg's choice)."""
+        return self._threads
 
     @property
     def reopenable(self) -> bool:

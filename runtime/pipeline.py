@@ -12,8 +12,9 @@ import os
 import threading
 import time
 from collections import deque
+from contextlib import ExitStack
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Iterable, Iterator
 
@@ -256,52 +257,42 @@ class Pipeline:
             video.seek(start)
             name, video = describe_source(video), _read_whole(video)
             decoder = self.open_decoder(video, name)
-        with decoder:
+        with ExitStack() as opened:
+            opened.enter_context(decoder)
             info = decoder.info
             if info.frame_count_source == "unknown":  # a plan for a guessed length would score other frames
                 raise VideoDecodeError(f"{decoder.name}: the video's length is unknown (no frame count, duration or "
                                        "packets to count), so its frames cannot be planned")
             t1 = time.perf_counter()
             warnings.extend(info.picture_notes(self.deinterlace, self.tone_map))
-            frames = None
-            if self.time_range is None:
-                plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
-            else:  # the part is planned as a cut of it would be (`edgevqa.segments`)
-                frames, notes = time_range_frames(info, self.time_range)
-                warnings.extend(notes)
-                plans = segment_plans(self.manifest.views, info, *frames, self.seed, self.plan_mode)
-            for plan in plans:
-                warnings.extend(plan.notes)
-            segments = _SegmentScorer(self, info, warnings, frames) if self.segment_seconds else None
-            t2 = time.perf_counter()
-
-            def decode_and_sample(decoder):
-                if segments is None:
-                    return feed_plans(decoder, plans)
-                segments.reset()
-                return feed_plans(decoder, plans, streamed=segments.plans, on_ready=segments.ready)
-
-            sampled = decode_and_sample(decoder)
-            if decoder.damaged and self.decode_threads != 1:
-                # FFmpeg's error concealment in frame-threaded decoding depends on thread timing, so a damaged
-                # stream decoded that way scores differently from run to run. One thread makes it reproducible;
-                # only damaged videos pay for the second decode.
-                if decoder.reopenable:
-                    first_report = decoder.damage_report()
-                    with self.open_decoder(video, name, threads=1) as again:
-                        sampled = decode_and_sample(again)
-                    decoder = again
-                    warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "
-                                    "score is reproducible; it reflects the damage")
-                else:
-                    warnings.append(f"{decoder.damage_report()}; a file object cannot be read twice, so the "
-                                    "score may differ from run to run (pass a path or bytes)")
-            elif decoder.damaged:
-                warnings.append(decoder.damage_report() + "; the score reflects the damage")
-            if decoder.decode_error:
-                warnings.append(decoder.decode_error)
-            if decoder.format_report():
-                warnings.append(decoder.format_report())
+            video_notes = len(warnings)
+            while True:
+                frames = None
+                if self.time_range is None:
+                    plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
+                else:  # the part is planned as a cut of it would be (`edgevqa.segments`)
+                    frames, notes = time_range_frames(info, self.time_range)
+                    warnings.extend(notes)
+                    plans = segment_plans(self.manifest.views, info, *frames, self.seed, self.plan_mode)
+                for plan in plans:
+                    warnings.extend(plan.notes)
+                segments = _SegmentScorer(self, info, warnings, frames) if self.segment_seconds else None
+                t2 = time.perf_counter()
+                decoder, sampled = self._decode_and_sample(decoder, opened, video, name, plans, segments, warnings)
+                held = decoder.frames_in_stream
+                if not (sampled.repeated_slots and held and held < info.num_frames and decoder.reopenable):
+                    break
+                # The container promised more frames than the stream holds (a file cut short, a recording that
+                # starts between keyframes, whose first packets decode to nothing): the plan would repeat the
+                # last frame in place of the missing ones, a freeze the video does not have. Planned again for
+                # the frames there are, and decoded again.
+                declared = info.num_frames
+                info = replace(info, num_frames=held, frame_count_source="decoded")
+                del warnings[video_notes:]
+                warnings.append(f"the container declares {declared} frames, the stream holds {held}: planned for "
+                                f"{held} and decoded again")
+                video_notes = len(warnings)
+                decoder = opened.enter_context(self.open_decoder(video, name, threads=decoder.threads))
             if sampled.repeated_slots:
                 warnings.append(f"the stream ended before the {info.num_frames} frames its container declares; "
                                 f"{sampled.repeated_slots} sampled frame(s) past its end repeat the last one sampled, "
@@ -321,6 +312,41 @@ class Pipeline:
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
                              segments=segments.results if segments is not None else [], time_range=scored)
+
+    def _decode_and_sample(self, decoder: PyAVDecoder, opened: ExitStack, video: Any, name: str | None,
+                           plans: list, segments: "_SegmentScorer | None", warnings: list[str]
+                           ) -> tuple[PyAVDecoder, Any]:
+        """Decode and sample ``plans`` (and the segments' plans) from ``decoder``: (the decoder that gave the
+        inputs, `edgevqa.feed.SampledInputs`). Adds what decoding reported to ``warnings``; a damaged stream is
+        decoded again on one thread where it can be (another decoder, closed with ``opened``)."""
+
+        def decode_and_sample(decoder):
+            if segments is None:
+                return feed_plans(decoder, plans)
+            segments.reset()
+            return feed_plans(decoder, plans, streamed=segments.plans, on_ready=segments.ready)
+
+        sampled = decode_and_sample(decoder)
+        if decoder.damaged and decoder.threads != 1:
+            # FFmpeg's error concealment in frame-threaded decoding depends on thread timing, so a damaged
+            # stream decoded that way scores differently from run to run. One thread makes it reproducible;
+            # only damaged videos pay for the second decode.
+            if decoder.reopenable:
+                first_report = decoder.damage_report()
+                decoder = opened.enter_context(self.open_decoder(video, name, threads=1))
+                sampled = decode_and_sample(decoder)
+                warnings.append(f"{decoder.damage_report() or first_report}; decoded again on one thread so the "
+                                "score is reproducible; it reflects the damage")
+            else:
+                warnings.append(f"{decoder.damage_report()}; a file object cannot be read twice, so the "
+                                "score may differ from run to run (pass a path or bytes)")
+        elif decoder.damaged:
+            warnings.append(decoder.damage_report() + "; the score reflects the damage")
+        if decoder.decode_error:
+            warnings.append(decoder.decode_error)
+        if decoder.format_report():
+            warnings.append(decoder.format_report())
+        return decoder, sampled
 
     def _read_in_place_or_download(self, url: str, downloads: list[str], warnings: list[str]
                                    ) -> tuple[str | None, str, PyAVDecoder | None]:

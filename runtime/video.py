@@ -33,7 +33,7 @@ class VideoInfo:
     color_matrix: str = "bt601"
     color_range: str = "limited"
     rotation: int = 0  # degrees counter-clockwise applied to coded frames to display them
-    frame_count_source: str = "container"  # container | duration | packets | unknown
+    frame_count_source: str = "container"  # container | duration | packets | decoded | unknown
     transfer: str = "sdr"  # sdr | pq (SMPTE ST 2084, HDR10) | hlg (ARIB STD-B67): the coded values' transfer curve
     interlaced: bool = False  # each frame holds two fields (1080i/576i broadcast, some cameras), by its first frame
     hdr_peak_nits: float | None = None  # a PQ video's declared peak luminance (MaxCLL, else its mastering display's)

@@ -1,6 +1,10 @@
-"""MP4 edit lists that hide frames: a stream-copied cut (``ffmpeg -ss T -c copy``) starts the file at the keyframe
-before T, and its edit list marks the packets before T to be decoded and dropped. The container's frame count
-includes them; the frames shown are the ones after the cut, and they are what is scored."""
+"""Frame counts a container gets wrong, and the frames scored all the same.
+
+- MP4 edit lists that hide frames: a stream-copied cut (``ffmpeg -ss T -c copy``) starts the file at the keyframe
+  before T, and its edit list marks the packets before T to be decoded and dropped. The container's frame count
+  includes them; the frames shown are the ones after the cut, and they are what is scored.
+- Any other stream that holds fewer frames than counted (an MPEG-TS recording that starts between keyframes,
+  whose first packets decode to nothing): planned again for the frames decoded, and decoded again."""
 
 from __future__ import annotations
 
@@ -140,3 +144,76 @@ def test_the_scan_for_hidden_frames_stops_at_the_next_group(original, monkeypatc
     assert _count_leading_discards(records) == 3
     assert _count_leading_discards([]) == 0
     assert _count_leading_discards([(0, True, False), (1, False, False)]) == 0
+
+
+# ----------------------------------------------------------------------------- fewer frames than counted
+
+
+def _starts_between_keyframes(data: bytes) -> bytes:
+    """An MPEG-TS recording that starts in the middle of a group of pictures: the file from a 188-byte packet
+    boundary a third of the way in."""
+    start = len(data) // 3 // 188 * 188
+    return data[start:]
+
+
+@pytest.fixture(scope="module")
+def mid_gop(original):
+    """(a lossless MPEG-TS starting between keyframes, the frames it decodes to, how many packets it counts)."""
+    _, decoded = original
+    data = _starts_between_keyframes(_encode(decoded, {"qp": "0", "g": "40", "bf": "2"}, fmt="mpegts"))
+    with av.open(io.BytesIO(data)) as container:
+        packets = sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+    with av.open(io.BytesIO(data)) as container:
+        shown = list(container.decode(video=0))
+    assert 8 <= len(shown) < packets  # the packets before its first keyframe decode to nothing
+    return data, shown, packets
+
+
+def test_a_recording_starting_between_keyframes_is_planned_for_the_frames_it_holds(mid_gop, tmp_path):
+    from edgevqa.pipeline import Pipeline
+
+    data, shown, packets = mid_gop
+    path = tmp_path / "mid-gop.ts"
+    path.write_bytes(data)
+    alone = tmp_path / "alone.mp4"
+    alone.write_bytes(_encode(shown, {"qp": "0"}))
+    with PyAVDecoder(str(path)) as decoder:
+        assert decoder.info.num_frames == packets and decoder.frames_in_stream is None
+        assert len(list(decoder.frames())) == len(shown) and decoder.frames_in_stream == len(shown)
+    with Pipeline() as pipeline:
+        for source in (str(path), data):
+            result = pipeline.score(source)
+            assert result.info["num_frames"] == len(shown) and result.info["frame_count_source"] == "decoded"
+            replanned = (f"the container declares {packets} frames, the stream holds {len(shown)}: planned for "
+                         f"{len(shown)} and decoded again")
+            # the first plan's notes are not kept twice, and nothing repeats
+            assert sorted(result.warnings) == sorted([replanned] + pipeline.score(str(alone)).warnings)
+            assert result.scores == pipeline.score(str(alone)).scores  # the same pixels, the same plan
+
+
+def test_segments_and_parts_of_a_recording_with_fewer_frames(mid_gop, tmp_path):
+    from edgevqa.pipeline import Pipeline
+
+    data, shown, _ = mid_gop
+    alone = tmp_path / "alone.mp4"
+    alone.write_bytes(_encode(shown, {"qp": "0"}))
+    for options in ({"segment_seconds": 1 / 3}, {"time_range": (0.25, None)}):
+        with Pipeline(**options) as pipeline:
+            recorded, encoded = pipeline.score(data), pipeline.score(str(alone))
+        assert recorded.scores == encoded.scores, options
+        def parts(result):
+            return [(s["start_frame"], s["end_frame"], s["scores"], s["warnings"]) for s in result.segments]
+
+        assert parts(recorded) == parts(encoded) and len(parts(recorded)) == ("segment_seconds" in options) * 2
+        assert recorded.time_range == encoded.time_range
+
+
+def test_a_file_object_with_fewer_frames_repeats_the_last_one_with_a_warning(mid_gop):
+    """A file object cannot be read twice: its missing frames repeat the last one, and a warning says so."""
+    from edgevqa.pipeline import Pipeline
+
+    data, shown, packets = mid_gop
+    with Pipeline() as pipeline:
+        result = pipeline.score(io.BytesIO(data))
+    assert result.info["num_frames"] == packets
+    assert any("the stream ended before the" in w for w in result.warnings)

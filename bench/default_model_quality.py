@@ -29,6 +29,9 @@ exactly as a user's video would be. Reported:
   held more precisely, as an HDR-capable camera or a 10-bit master gives it; and between the 8-bit clip and the
   same frames as an HDR10 master (`edgevqa.samples.write_hdr_clip`: PQ, BT.2020, 10-bit lossless, SDR white
   at 203 nits, MaxCLL 203), which the pipeline tone-maps back to SDR (`edgevqa.tonemap`);
+- scene cuts (not a target): each held-out source's pristine clip cut over to the next source's inside the
+  model's first snippet of consecutive frames, scored with the cut read and with the snippet moved off it
+  (`edgevqa.scenecuts`): how many were moved, and the temporal and overall scores either way;
 - cost: the model's share of the CPU pipeline on an 8 s 1080p clip, and the pipeline's time against decoding
   the same frames alone (issue target: pipeline <= 1.15 x decode-only).
 """
@@ -193,6 +196,47 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
     return rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr
 
 
+def scene_cuts(model: str, seed: int, num_frames: int, max_sources: int | None, workdir: str) -> dict:
+    """Pristine clips holding a cut between two held-out sources inside the model's first snippet of
+    consecutive frames, scored with the cut read (``scene_cuts="keep"``) and with the snippet moved off it
+    (``"avoid"``, `edgevqa.scenecuts`): how many were moved, and the scores either way (not a target)."""
+    from edgevqa.export.recipe import content as content_mod
+    from edgevqa.export.recipe import distortions as dist
+    from edgevqa.export.recipe.dataset import encode_clip
+    from edgevqa.pipeline import Pipeline
+    from edgevqa.sampling import make_plan
+    from edgevqa.scenecuts import find_snippets
+    from edgevqa.video import VideoInfo
+
+    sources = content_mod.split(content_mod.default_content(), "heldout")[:max_sources]
+    clips = [source.clip(np.random.default_rng([seed, i]), num_frames) for i, source in enumerate(sources)]
+    with Pipeline(model, scene_cuts="keep") as read, Pipeline(model, scene_cuts="avoid") as avoided:
+        h, w = min(c.shape[1] for c in clips), min(c.shape[2] for c in clips)
+        info = VideoInfo(path="cut", width=w, height=h, num_frames=num_frames, fps=24.0,
+                         duration=num_frames / 24.0, pix_fmt="yuv420p", codec="h264")
+        snippets = find_snippets([make_plan(read.manifest.views[0], info)])
+        if not snippets:
+            return {}
+        cut = snippets[0].first + snippets[0].length // 2 * snippets[0].step  # between two of its frames
+        out = {"clips": 0, "moved": 0, "read": [], "avoided": []}
+        for i, first in enumerate(clips):
+            second = clips[(i + 1) % len(clips)]
+
+            def centre(c):
+                top, left = (c.shape[1] - h) // 2, (c.shape[2] - w) // 2
+                return c[:, top:top + h, left:left + w]
+
+            frames = np.concatenate([centre(first)[:cut], centre(second)[cut:]])
+            path = encode_clip(frames, os.path.join(workdir, f"{i}-cut.mp4"), 24, dist.EncodeSettings())
+            kept, moved = read.score(path), avoided.score(path)
+            out["clips"] += 1
+            out["moved"] += bool(moved.moved_snippets)
+            out["read"].append(kept.scores)
+            out["avoided"].append(moved.scores)
+            os.remove(path)
+    return out
+
+
 def summarise(rows, stability, repeat_identical, rgb_round_trip=None, bit_depth=None, hdr=None):
     from edgevqa.export.recipe import distortions as dist
 
@@ -329,7 +373,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr = accuracy(
             model, levels, args.seed, args.frames, args.sources, tmp, args.sweep_seeds)
+        cuts = scene_cuts(model, args.seed, args.frames, args.sources, tmp)
     summary = summarise(rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr)
+    if cuts:
+        summary["scene_cuts"] = {
+            "clips": cuts["clips"], "moved": cuts["moved"],
+            **{f"{how}_median": {k: float(np.median([s[k] for s in cuts[how]])) for k in cuts[how][0]}
+               for how in ("read", "avoided")},
+            **{f"{how}_lowest": {k: float(np.min([s[k] for s in cuts[how]])) for k in cuts[how][0]}
+               for how in ("read", "avoided")}}
     summary["accuracy_seconds"] = time.perf_counter() - t0
     summary["model"] = model
     summary["levels"] = levels
@@ -371,6 +423,14 @@ def main(argv=None) -> int:
           ", ".join(f"{k} {v:.2f}" for k, v in summary["hdr_max_by_output"].items()) +
           f"; worst source {summary['hdr_worst_source']}")
     print(f"same clip scored twice: {'identical' if summary['repeat_identical'] else 'DIFFERENT'}")
+    if "scene_cuts" in summary:
+        c = summary["scene_cuts"]
+        print(f"a cut between two held-out sources inside the first snippet (pristine; not a target): moved off it "
+              f"in {c['moved']} of {c['clips']} clips; median (lowest) temporal {c['read_median']['temporal']:.1f} "
+              f"({c['read_lowest']['temporal']:.1f}) with the cut read, {c['avoided_median']['temporal']:.1f} "
+              f"({c['avoided_lowest']['temporal']:.1f}) moved off it; overall {c['read_median']['overall']:.1f} "
+              f"({c['read_lowest']['overall']:.1f}) and {c['avoided_median']['overall']:.1f} "
+              f"({c['avoided_lowest']['overall']:.1f})")
 
     if not args.skip_cost:
         clip = make_1080p_clip(os.path.join(args.work, "bbb-1080p-8s.mp4"))

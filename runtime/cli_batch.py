@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from .cli_score import (Progress, add_model_arguments, add_time_range_arguments, check_output_target, csv_header,
-                        csv_rows, every_seconds, expand_folders, time_range_of)
+                        csv_rows, every_seconds, expand_folders, scene_cuts_of, time_range_of)
 from .errors import EdgeVQAError
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -246,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
                                       threads=args.cpus_per_actor, decode_threads=args.cpus_per_actor,
                                       seed=args.seed, plan_mode=args.plan_mode, device=args.device,
                                       segment_seconds=segments, deinterlace=args.deinterlace,
-                                      tone_map=args.tone_map, time_range=time_range_of(args))
+                                      tone_map=args.tone_map, time_range=time_range_of(args),
+                                      scene_cuts=scene_cuts_of(args))
         writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None, resume=args.resume)
         progress = Progress(len(videos), not args.quiet)
         for row in dataset.iter_rows():

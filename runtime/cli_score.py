@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from .deinterlace import DEINTERLACE_MODES
+from .scenecuts import SCENE_CUT_MODES
 from .tonemap import TONE_MAP_MODES
 from .errors import EdgeVQAError, PlanError
 from .pipeline import BACKENDS, Pipeline
@@ -52,9 +53,18 @@ def add_model_arguments(p: Any) -> None:
                    help="draw sampling offsets with this seed (default: deterministic centred plan)")
     p.add_argument("--plan-mode", choices=("default", "reference"), default="default",
                    help="'reference' reproduces the original FAST-VQA sampling, quirks included")
+    p.add_argument("--scene-cuts", choices=("model",) + SCENE_CUT_MODES, default="model",
+                   help="avoid: move each snippet of consecutive frames the model reads off a scene cut inside it "
+                        "(a cut is not a temporal flaw); keep: read the frames planned; model (default): what the "
+                        "model's manifest says (the shipped model avoids them)")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
     add_picture_arguments(p)
+
+
+def scene_cuts_of(args: argparse.Namespace) -> str | None:
+    """``--scene-cuts`` as `Pipeline` takes it (None: the model's choice)."""
+    return None if args.scene_cuts == "model" else args.scene_cuts
 
 
 def add_picture_arguments(p: Any) -> None:
@@ -275,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
         scorer = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                           plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
                           deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None,
-                          tone_map=args.tone_map, time_range=time_range_of(args))
+                          tone_map=args.tone_map, time_range=time_range_of(args), scene_cuts=scene_cuts_of(args))
         outputs, context = list(scorer.manifest.outputs), scorer
         if args.save_inputs is not None:
             pictures = InputPictureWriter(args.save_inputs, scorer.manifest, args.videos, args.force)
@@ -333,7 +343,8 @@ def _triton_scorer(args: argparse.Namespace) -> tuple[Any, list[str]]:
              "--plan-mode": args.plan_mode != "default", "--backend": args.backend != "ort-cpu",
              "--device": args.device != "cpu", "--threads": args.threads is not None,
              "--deinterlace": args.deinterlace != "auto", "--tone-map": args.tone_map != "auto",
-             "--start/--end/--duration": time_range_of(args) is not None}
+             "--start/--end/--duration": time_range_of(args) is not None,
+             "--scene-cuts": args.scene_cuts != "model"}
     given = [flag for flag, on in local.items() if on]
     if given:
         raise EdgeVQAError(f"--triton: {', '.join(given)} set(s) the local pipeline, which --triton does not use; the "

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from .cli_score import (BELOW_EXIT_STATUS, add_model_arguments, add_threshold_argument, check_output_target,
-                        every_seconds, parse_thresholds, scores_below)
+                        every_seconds, parse_thresholds, scene_cuts_of, scores_below)
 from .errors import EdgeVQAError, VideoDecodeError
 from .decode import describe_source
 from .pipeline import Pipeline
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_target(args.csv, [s for s in args.sources if s != "-"], args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                         plan_mode=args.plan_mode, device=args.device, deinterlace=args.deinterlace,
-                        tone_map=args.tone_map)
+                        tone_map=args.tone_map, scene_cuts=scene_cuts_of(args))
     dims = list(pipeline.manifest.outputs)
     thresholds = parse_thresholds(args.fail_below, dims)
     several = len(args.sources) > 1

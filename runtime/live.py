@@ -26,31 +26,52 @@ from .decode import PyAVDecoder, describe_source
 from .feed import check_frame_size
 from .errors import PlanError, VideoDecodeError
 from .sampling import frame_region
+from .scenecuts import SnippetPlacer
 from .segments import check_segment_seconds, segment_length, segment_plans, segment_times
 
 
 class _OpenSegment:
     """The inputs of one segment being filled: each view's buffer, and which of its positions each frame feeds."""
 
-    def __init__(self, number: int, start: int, end: int, plans: list, dtype_of):
+    def __init__(self, number: int, start: int, end: int, plans: list, dtype_of, avoid_cuts: bool = False):
         self.number, self.start, self.end, self.plans = number, start, end, plans
         self.arrays = [np.empty(p.output_shape, dtype=dtype_of(p)) for p in plans]
+        # With scene cuts avoided, the placer fills its snippets' positions (`edgevqa.scenecuts`).
+        placer = SnippetPlacer(plans, self.sample_into) if avoid_cuts else None
+        self.placer = placer
         self.users: dict[int, list[tuple[int, int]]] = {}
         for k, plan in enumerate(plans):
             for slot, frame in enumerate(plan.frame_indices):
-                self.users.setdefault(int(frame), []).append((k, slot))
+                if placer is None or not placer.owns(k, slot):
+                    self.users.setdefault(int(frame), []).append((k, slot))
         self.filled = [np.zeros(len(p.frame_indices), dtype=bool) for p in plans]
         self.missing = sum(len(p.frame_indices) for p in plans)
         self.scored = False
+        self.conversion: Any = None
+
+    def sample_into(self, k: int, slot: int, frame: Any, out: np.ndarray | None = None) -> None:
+        kernels.sample_frame(frame.planes, self.plans[k], slot, self.conversion, self.arrays[k] if out is None else out)
+
+    def _mark(self, k: int, slot: int) -> None:
+        self.filled[k][slot] = True
+        self.missing -= 1
 
     def sample(self, frame: Any, conversion: Any) -> None:
+        self.conversion = conversion
         for k, slot in self.users.get(frame.index, ()):
-            kernels.sample_frame(frame.planes, self.plans[k], slot, conversion, self.arrays[k])
-            self.filled[k][slot] = True
-            self.missing -= 1
+            self.sample_into(k, slot, frame)
+            self._mark(k, slot)
+        if self.placer is not None:
+            for k, slot in self.placer.offer(frame):
+                self._mark(k, slot)
 
     def repeat_last(self, frame: Any, conversion: Any) -> int:
-        """Fills every position not sampled yet with ``frame``; returns how many there were."""
+        """Fills every position not sampled yet with ``frame`` (after the snippets still waiting for frames
+        past the stream's end are decided); returns how many there were."""
+        self.conversion = conversion
+        if self.placer is not None:
+            for k, slot in self.placer.finish():
+                self._mark(k, slot)
         repeated = 0
         for k, plan in enumerate(self.plans):
             for slot in np.nonzero(~self.filled[k])[0]:
@@ -142,12 +163,24 @@ class StreamScores:
                                                              pipeline.plan_mode)
                 return plans_by_segment[number]
 
+            segments_open: dict[int, _OpenSegment] = {}  # this segment's and the next's
+
+            def segment_of(number: int) -> _OpenSegment:
+                """The segment ``number``, made when the decoder first asks for one of its frames' regions."""
+                if number not in segments_open:
+                    for old in [n for n in segments_open if n < number - 1]:
+                        del segments_open[old]
+                    segments_open[number] = _OpenSegment(number, number * length, (number + 1) * length,
+                                                         plans_of(number), self._dtype,
+                                                         avoid_cuts=pipeline.scene_cuts == "avoid")
+                return segments_open[number]
+
             def region(index: int) -> tuple[np.ndarray, np.ndarray]:
                 """What the plans of frame ``index``'s segment read of it: an HDR frame is mapped only there
                 (none of most frames of a stream, every one of which is decoded)."""
-                plans = plans_of(index // length)
-                return frame_region((plan, int(slot)) for plan in plans
-                                    for slot in np.nonzero(plan.frame_indices == index)[0])
+                segment = segment_of(index // length)
+                uses = [(segment.plans[k], slot) for k, slot in segment.users.get(index, ())]
+                return frame_region(uses + (segment.placer.region_uses(index) if segment.placer else []))
 
             decoder.regions = region
             picture_notes = info.picture_notes(pipeline.deinterlace, pipeline.tone_map)
@@ -167,8 +200,7 @@ class StreamScores:
                 if current is None or current.number != number:
                     # Frames are numbered in decode order with no gaps, so the segment before is complete and
                     # scored by now: its plans read only its own frames.
-                    start = number * length
-                    current = _OpenSegment(number, start, start + length, plans_of(number), self._dtype)
+                    current = segment_of(number)
                 current.sample(frame, conversion)
                 last_frame = frame
                 self._position = (offset[0] + frame.index + 1, offset[1] + (frame.index + 1) / info.fps)

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from .errors import ManifestError
 
 MANIFEST_METADATA_KEY = "edgevqa.manifest"
-MANIFEST_FORMAT_VERSION = 2  # 2: sample_bit_depth
+MANIFEST_FORMAT_VERSION = 3  # 2: sample_bit_depth; 3: scene_cuts
 SIDECAR_SUFFIX = ".manifest.json"
 
 VIEW_KINDS = ("fragments", "resize_crop", "clips")
@@ -179,6 +179,9 @@ class ModelManifest:
     # rounded to it before sampling, so the same picture scores the same at any bit depth. None: sampled at the
     # decoded precision (a model trained on frames converted to RGB from whatever depth the video had).
     sample_bit_depth: int | None = None
+    # "avoid": the model's snippets of consecutive frames are moved off scene cuts (`edgevqa.scenecuts`), for a
+    # model that reads a cut inside one as a temporal flaw; "keep": its frames are read as planned.
+    scene_cuts: str = "keep"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", tuple(self.views))
@@ -201,6 +204,9 @@ class ModelManifest:
         if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or not 8 <= depth <= 16):
             raise ManifestError(f"manifest of '{self.name}': sample_bit_depth must be null or a whole number of bits "
                                 f"from 8 to 16, got {depth!r}")
+        if self.scene_cuts not in ("keep", "avoid"):
+            raise ManifestError(f"manifest of '{self.name}': scene_cuts must be 'keep' or 'avoid', got "
+                                f"{self.scene_cuts!r}")
         for view in self.views:
             if not isinstance(view, ViewSpec):
                 raise ManifestError(f"manifest of '{self.name}': views must be ViewSpec objects")
@@ -235,6 +241,7 @@ class ModelManifest:
             "score_range": list(self.score_range) if self.score_range else None,
             "metadata": dict(self.metadata),
             **({"sample_bit_depth": self.sample_bit_depth} if self.sample_bit_depth is not None else {}),
+            **({"scene_cuts": self.scene_cuts} if self.scene_cuts != "keep" else {}),
         }
 
     def to_json(self, indent: int | None = None) -> str:

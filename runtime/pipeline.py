@@ -28,6 +28,7 @@ from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
 from .feed import sample_plans as feed_plans
 from .sampling import make_plans
+from .scenecuts import scene_cut_mode
 from .segments import (check_segment_seconds, check_time_range, segment_plans, segment_ranges, segment_times,
                        time_range_frames)
 from .tonemap import tone_map_mode
@@ -99,6 +100,9 @@ class Result:
     segments: list[dict[str, Any]] = field(default_factory=list)
     # With ``time_range``: the part scored: ``start_frame``, ``end_frame`` (exclusive), ``start_s``, ``end_s``.
     time_range: dict[str, Any] | None = None
+    # Snippets read elsewhere than planned, off a scene cut (``scene_cuts="avoid"``, `edgevqa.scenecuts`): per
+    # snippet its view and the first and last frames planned and read.
+    moved_snippets: list[dict[str, Any]] = field(default_factory=list)
     # With ``keep_inputs``: the model's inputs by view name (not in `to_dict`; see `edgevqa.input_images`).
     inputs: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -115,6 +119,7 @@ class Result:
             "error": self.error, "segments": [dict(g, scores=dict(g["scores"]), warnings=list(g["warnings"]))
                                              for g in self.segments],
             "time_range": None if self.time_range is None else dict(self.time_range),
+            "moved_snippets": [dict(m) for m in self.moved_snippets],
         }
 
 
@@ -130,6 +135,7 @@ class PreparedVideo:
     warnings: list[str]
     segments: list[dict[str, Any]] = field(default_factory=list)  # already scored (see `Pipeline.prepare`)
     time_range: dict[str, Any] | None = None  # the part scored, with ``time_range`` (see `Result.time_range`)
+    moved_snippets: list[dict[str, Any]] = field(default_factory=list)  # see `Result.moved_snippets`
 
 
 class Pipeline:
@@ -146,13 +152,17 @@ class Pipeline:
     ``time_range`` = (start, end) in seconds (end None: to the video's end) scores only that part of each
     video, planned as a cut holding those frames would be (a frame is in it when index / fps lies in
     [start, end)); segments then cover that part. `Result.time_range` says which frames and times were scored.
+
+    ``scene_cuts`` ("keep" or "avoid"; default: the model's manifest) says whether snippets of consecutive
+    frames are moved off scene cuts (`edgevqa.scenecuts`); `Result.moved_snippets` lists those moved.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
                  threads: int | None = None, seed: int | None = None, plan_mode: str = "default",
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
                  segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False,
-                 tone_map: bool | str = "auto", time_range: tuple[float, float | None] | None = None):
+                 tone_map: bool | str = "auto", time_range: tuple[float, float | None] | None = None,
+                 scene_cuts: str | None = None):
         self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.time_range = check_time_range(time_range)  # (start s, end s or None): only that part of each video
@@ -164,6 +174,7 @@ class Pipeline:
         self.decode_threads = decode_threads
         self.deinterlace = deinterlace_mode(deinterlace)  # auto, always or never (`edgevqa.deinterlace`)
         self.tone_map = tone_map_mode(tone_map)  # auto or never (`edgevqa.tonemap`)
+        self.scene_cuts = self.manifest.scene_cuts if scene_cuts is None else scene_cut_mode(scene_cuts)
         self.runner = runner or make_runner(self.model_path, backend, threads, device)
         self.model_load_seconds: float | None = None
         self._checked = False
@@ -311,7 +322,8 @@ class Pipeline:
             scored = {"start_frame": frames[0], "end_frame": frames[1], "start_s": start_s, "end_s": end_s}
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
-                             segments=segments.results if segments is not None else [], time_range=scored)
+                             segments=segments.results if segments is not None else [], time_range=scored,
+                             moved_snippets=sampled.moved_snippets)
 
     def _decode_and_sample(self, decoder: PyAVDecoder, opened: ExitStack, video: Any, name: str | None,
                            plans: list, segments: "_SegmentScorer | None", warnings: list[str]
@@ -322,9 +334,10 @@ class Pipeline:
 
         def decode_and_sample(decoder):
             if segments is None:
-                return feed_plans(decoder, plans)
+                return feed_plans(decoder, plans, scene_cuts=self.scene_cuts)
             segments.reset()
-            return feed_plans(decoder, plans, streamed=segments.plans, on_ready=segments.ready)
+            return feed_plans(decoder, plans, streamed=segments.plans, on_ready=segments.ready,
+                              scene_cuts=self.scene_cuts)
 
         sampled = decode_and_sample(decoder)
         if decoder.damaged and decoder.threads != 1:
@@ -395,7 +408,7 @@ class Pipeline:
                       model_version=self.manifest.version, info=prepared.info,
                       frames_decoded=prepared.frames_decoded, warnings=prepared.warnings,
                       segments=prepared.segments, inputs=dict(prepared.feed) if self.keep_inputs else None,
-                      time_range=prepared.time_range)
+                      time_range=prepared.time_range, moved_snippets=prepared.moved_snippets)
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
         with self._infer_lock:

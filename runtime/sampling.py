@@ -67,6 +67,7 @@ class SamplePlan:
     seed: int | None = None
     mode: str = "default"
     notes: tuple[str, ...] = field(default=())
+    frames: tuple[int, int] | None = None  # the frames [start, end) the plan was made for
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -331,7 +332,8 @@ def make_plan(view: ViewSpec, info: VideoInfo, seed: int | None = None, mode: st
     return SamplePlan(view=view, source_size=(info.height, info.width), chroma_shift=info.chroma_shift,
                       frame_indices=frame_indices.astype(np.int64), slots=slots,
                       tap_group=tap_group.astype(np.int32), grid=grid, tile_size=tile, luma_rows=lr,
-                      luma_cols=lc, chroma_rows=cr, chroma_cols=cc, seed=seed, mode=mode, notes=tuple(notes))
+                      luma_cols=lc, chroma_rows=cr, chroma_cols=cc, seed=seed, mode=mode, notes=tuple(notes),
+                      frames=(0, int(info.num_frames)))
 
 
 def make_plans(views, info: VideoInfo, seed: int | None = None, mode: str = "default") -> list[SamplePlan]:

@@ -113,7 +113,8 @@ def segment_plans(views: Sequence[ViewSpec], info: VideoInfo, start: int, end: i
                   mode: str = "default") -> list[SamplePlan]:
     """The plans of every view for frames ``[start, end)``, in the source's frame numbers."""
     plans = make_plans(views, segment_info(info, start, end), seed, mode)
-    return [dataclasses.replace(p, frame_indices=(p.frame_indices + start).astype(np.int64)) for p in plans]
+    return [dataclasses.replace(p, frame_indices=(p.frame_indices + start).astype(np.int64), frames=(start, end))
+            for p in plans]
 
 
 def segment_times(info: VideoInfo, start: int, end: int) -> tuple[float, float]:

@@ -139,3 +139,24 @@ def test_sweep_seeds_per_sweep_by_default_or_per_level():
     assert distortion_seed(4, 2, 0.2, "per-sweep") != distortion_seed(3, 2, 0.2, "per-sweep")
     with pytest.raises(ValueError, match="per-sweep"):
         distortion_seed(0, 0, 0.2, "random")
+
+
+def test_scene_cut_figure_reads_and_avoids_cuts_between_held_out_sources(tmp_path):
+    """Held-out rendered scenes cut over to the next inside the first snippet: the shipped model's snippets move
+    off the cut, and the temporal score read across it is the lower."""
+    from edgevqa.bench.default_model_quality import scene_cuts
+
+    figure = scene_cuts(None, seed=123, num_frames=48, max_sources=3, workdir=str(tmp_path))
+    assert figure["clips"] == 3 and figure["moved"] >= 2
+    moved = [(r, a) for r, a in zip(figure["read"], figure["avoided"]) if r != a]
+    assert len(moved) == figure["moved"] and all(a["temporal"] > r["temporal"] for r, a in moved)
+    assert list(tmp_path.iterdir()) == []  # the clips are removed
+
+
+def test_scene_cut_detection_bench_runs(capsys):
+    from edgevqa.bench.scene_cut_detection import main
+
+    assert main(["--sources", "2", "--frames", "8", "--joins", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "pairs of consecutive frames, pristine and temporally distorted: 126; flagged as cuts:" in out
+    assert "joins of two sources: 3; flagged as cuts:" in out

@@ -135,10 +135,11 @@ def _is_model(path: str) -> bool:
 
 def video_info(source: str) -> dict[str, Any]:
     """What the decoder reads from ``source`` before decoding it all, and the warnings a score would carry
-    about the picture (HDR, interlacing), with the default settings (deinterlaced, tone-mapped)."""
+    about the picture (HDR, interlacing, black bars), with the default settings (deinterlaced, tone-mapped, bars
+    cropped)."""
     from .decode import probe
 
-    found = probe(source)
+    found = probe(source, crop_bars="auto")
     return {**found.to_dict(), "notes": found.picture_notes()}
 
 

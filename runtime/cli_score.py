@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from .deinterlace import DEINTERLACE_MODES
+from .bars import CROP_BARS_MODES
 from .scenecuts import SCENE_CUT_MODES
 from .tonemap import TONE_MAP_MODES
 from .errors import EdgeVQAError, PlanError
@@ -68,7 +69,8 @@ def scene_cuts_of(args: argparse.Namespace) -> str | None:
 
 
 def add_picture_arguments(p: Any) -> None:
-    """How coded pictures become what a viewer sees: --deinterlace and --tone-map (score, watch, batch, triton)."""
+    """How coded pictures become what is scored: --deinterlace, --tone-map and --crop-bars (score, watch, batch,
+    triton)."""
     p.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
                    help="auto (default): deinterlace the frames the video flags interlaced, as a player does; always: "
                         "every frame (raw frames from a capture pipeline carry no flag); never: score them woven")
@@ -79,6 +81,11 @@ def add_picture_arguments(p: Any) -> None:
                         "an SDR screen; never: read its pixels as coded, as if SDR")
     p.add_argument("--no-tone-map", dest="tone_map", action="store_const", const="never",
                    help="the same as --tone-map never")
+    p.add_argument("--crop-bars", choices=CROP_BARS_MODES, default=None,
+                   help="auto (default; never with --plan-mode reference): crop black bars (letterbox, pillarbox) "
+                        "found at the start, so the picture alone is scored; never: score whole frames")
+    p.add_argument("--no-crop-bars", dest="crop_bars", action="store_const", const="never",
+                   help="the same as --crop-bars never")
 
 
 BELOW_EXIT_STATUS = 3  # every video scored, and a score fell below a --fail-below threshold
@@ -285,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
         scorer = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                           plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
                           deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None,
-                          tone_map=args.tone_map, time_range=time_range_of(args), scene_cuts=scene_cuts_of(args))
+                          tone_map=args.tone_map, time_range=time_range_of(args), scene_cuts=scene_cuts_of(args),
+                          crop_bars=args.crop_bars)
         outputs, context = list(scorer.manifest.outputs), scorer
         if args.save_inputs is not None:
             pictures = InputPictureWriter(args.save_inputs, scorer.manifest, args.videos, args.force)
@@ -344,7 +352,7 @@ def _triton_scorer(args: argparse.Namespace) -> tuple[Any, list[str]]:
              "--device": args.device != "cpu", "--threads": args.threads is not None,
              "--deinterlace": args.deinterlace != "auto", "--tone-map": args.tone_map != "auto",
              "--start/--end/--duration": time_range_of(args) is not None,
-             "--scene-cuts": args.scene_cuts != "model"}
+             "--scene-cuts": args.scene_cuts != "model", "--crop-bars": args.crop_bars is not None}
     given = [flag for flag, on in local.items() if on]
     if given:
         raise EdgeVQAError(f"--triton: {', '.join(given)} set(s) the local pipeline, which --triton does not use; the "

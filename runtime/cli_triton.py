@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     folder = write_repository(resolve_model(args.model), args.out, name=args.name, instances=args.instances,
                               threads=args.threads, python_path=args.python_path, deinterlace=args.deinterlace,
-                              tone_map=args.tone_map, force=args.force)
+                              tone_map=args.tone_map, crop_bars=args.crop_bars or "auto", force=args.force)
     print(f"wrote {folder} (config.pbtxt, 1/model.py, 1/model.onnx); start Triton with "
           f"--model-repository={args.out}")
     return 0

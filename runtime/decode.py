@@ -13,12 +13,14 @@ import functools
 import io
 import math
 import os
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
 from .errors import VideoDecodeError
+from .bars import Bars, crop_bars_mode, find_bars
 from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes, tone_map_region
 from .video import Frame, VideoInfo
 
@@ -181,7 +183,8 @@ class PyAVDecoder:
 
     def __init__(self, source: Any, threads: int = 0, live: bool = False, input_format: str | None = None,
                  input_options: dict[str, str] | None = None, name: str | None = None,
-                 deinterlace: bool | str = "auto", max_bit_depth: int | None = None, tone_map: bool | str = "auto"):
+                 deinterlace: bool | str = "auto", max_bit_depth: int | None = None, tone_map: bool | str = "auto",
+                 crop_bars: bool | str = "never"):
         """``input_format`` and ``input_options`` go to FFmpeg's demuxer as ``-f`` and ``-KEY VALUE`` before
         ``-i`` would (a raw stream's ``video_size``, ``pixel_format`` and ``framerate``; ``rtsp_transport``;
         ``timeout``). ``name`` is what messages call the source (default: its path, or a description).
@@ -190,11 +193,15 @@ class PyAVDecoder:
         ``max_bit_depth``: frames with deeper samples come out rounded to that many bits (`reduce_bit_depth`), the
         precision a model was trained on. ``tone_map``: "auto" (or True) maps the frames of HDR (PQ, HLG) Y'CbCr
         video to 8-bit SDR BT.709, as a player shows them on an SDR screen; "never" (or False) reads them as coded
-        (`edgevqa.tonemap`); `tone_mapped_frames` counts them."""
+        (`edgevqa.tonemap`); `tone_mapped_frames` counts them. ``crop_bars``: "auto" (or True) crops black bars
+        (letterbox, pillarbox) found at the start (`edgevqa.bars`; `info` then gives the picture's size and
+        ``bars``); "never" (or False, the default here; `Pipeline` crops) keeps whole frames."""
         self.name = name or describe_source(source)
         self.deinterlace = deinterlace_mode(deinterlace)
         self.max_bit_depth = max_bit_depth
         self.tone_map = tone_map_mode(tone_map)
+        self.crop_bars = crop_bars_mode(crop_bars)
+        self._bars = Bars()
         self.deinterlaced_frames = 0
         self.tone_mapped_frames = 0
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
@@ -270,6 +277,47 @@ class PyAVDecoder:
             raise VideoDecodeError(f"{self.name}: video stream has no decodable frames{detail}")
         self._pending: list[Any] = [first]
         self.info = self._make_info(stream, first)
+        if self.crop_bars == "auto":
+            bars = self._find_bars(first)
+            if bars:
+                width, height = bars.picture_size(self.info.width, self.info.height)
+                self.info = replace(self.info, width=width, height=height,
+                                    bars=(bars.top, bars.bottom, bars.left, bars.right))
+                self._bars = bars
+
+    # Frames read from the start, at most, for one that is not all black (a fade in) to find bars on.
+    BAR_LOOKAHEAD_FRAMES = 48
+
+    def _find_bars(self, first: Any) -> Bars:
+        """The black bars of the first frame that is not all black: the first frame, else (a path or bytes,
+        not a live source) one of the next `BAR_LOOKAHEAD_FRAMES` read from a second handle."""
+        bars = self._bars_of(first)
+        if bars is not None or self._live or self._reopenable is None or (
+                isinstance(self._reopenable, str) and "://" in self._reopenable):
+            return bars or Bars()
+        av = self._av
+        try:
+            with av.open(self._second_handle(), mode="r", **self._open_arguments) as other:
+                for k, raw in enumerate(other.decode(other.streams.video[self._video_position])):
+                    if k >= self.BAR_LOOKAHEAD_FRAMES:
+                        break
+                    if k and (raw.width, raw.height) == self._coded_size:
+                        bars = self._bars_of(raw)
+                        if bars is not None:
+                            return bars
+        except (av.FFmpegError, OSError, IndexError):
+            pass
+        return Bars()
+
+    def _bars_of(self, raw: Any) -> Bars | None:
+        """`edgevqa.bars.find_bars` on a decoded frame as it will be shown (None: all black)."""
+        if raw.format.name not in _NATIVE_FORMATS:
+            raw = raw.reformat(format=_fallback_format(raw.format.name))
+        if raw.format.name != self.info.pix_fmt and self.info.pix_fmt in _NATIVE_FORMATS:
+            return None  # another format than the stream's first: judged on frames as the stream starts
+        frame = self._frame_of(0, raw, bool(getattr(raw, "interlaced_frame", False)), count=False)
+        return find_bars(frame.planes, frame.chroma_shift, frame.bit_depth, frame.is_rgb,
+                         frame.color_range == "full")
 
     def _raw_frames(self) -> Iterator[Any]:
         # A damaged packet is skipped (players do the same); a stream of nothing but damage is an error.
@@ -631,6 +679,8 @@ class PyAVDecoder:
         if fmt not in _NATIVE_FORMATS:
             raw = raw.reformat(format=_fallback_format(fmt))
         region = self.regions(index) if self.regions is not None and self.tones_mapped else None
+        if region is not None and self._bars:  # the plans' rows and columns are the picture's, inside the bars
+            region = (np.asarray(region[0]) + self._bars.top, np.asarray(region[1]) + self._bars.left)
         return self._frame_of(index, raw, interlaced, region)
 
     # With tone mapping, frame index -> the (rows, columns) of the display frame that will be read (empty: none),
@@ -667,6 +717,8 @@ class PyAVDecoder:
         planes = _rotate_planes(planes, rotation)
         if rotation in (90, 270):
             shift = (shift[1], shift[0])
+        if self._bars:
+            planes = self._bars.crop(planes, (0, 0) if is_rgb else shift)
         return Frame(index=index, pts=raw.time, planes=tuple(planes), bit_depth=depth, is_rgb=is_rgb,
                      chroma_shift=shift, color_matrix=matrix, color_range=colour_range, owner=raw, whole=whole)
 
@@ -780,7 +832,7 @@ def _ffmpeg_reason(exc: Exception) -> str:
     return text.split(": '")[0] if text else type(exc).__name__
 
 
-def probe(source: Any) -> VideoInfo:
-    """`VideoInfo` of a video, read from its container and first frame."""
-    with PyAVDecoder(source) as dec:
+def probe(source: Any, **options: Any) -> VideoInfo:
+    """`VideoInfo` of a video, read from its container and first frame (``options``: `PyAVDecoder`'s)."""
+    with PyAVDecoder(source, **options) as dec:
         return dec.info

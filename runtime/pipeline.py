@@ -28,6 +28,7 @@ from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
 from .feed import sample_plans as feed_plans
 from .sampling import make_plans
+from .bars import crop_bars_mode
 from .scenecuts import scene_cut_mode
 from .segments import (check_segment_seconds, check_time_range, segment_plans, segment_ranges, segment_times,
                        time_range_frames)
@@ -153,6 +154,9 @@ class Pipeline:
     video, planned as a cut holding those frames would be (a frame is in it when index / fps lies in
     [start, end)); segments then cover that part. `Result.time_range` says which frames and times were scored.
 
+    ``crop_bars`` ("auto" or "never"; default "auto", "never" with ``plan_mode='reference'``) crops black bars
+    (letterbox, pillarbox) so the picture alone is sampled (`edgevqa.bars`).
+
     ``scene_cuts`` ("keep" or "avoid"; default: the model's manifest) says whether snippets of consecutive
     frames are moved off scene cuts (`edgevqa.scenecuts`); `Result.moved_snippets` lists those moved.
     """
@@ -162,7 +166,7 @@ class Pipeline:
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
                  segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False,
                  tone_map: bool | str = "auto", time_range: tuple[float, float | None] | None = None,
-                 scene_cuts: str | None = None):
+                 scene_cuts: str | None = None, crop_bars: bool | str | None = None):
         self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.time_range = check_time_range(time_range)  # (start s, end s or None): only that part of each video
@@ -175,6 +179,9 @@ class Pipeline:
         self.deinterlace = deinterlace_mode(deinterlace)  # auto, always or never (`edgevqa.deinterlace`)
         self.tone_map = tone_map_mode(tone_map)  # auto or never (`edgevqa.tonemap`)
         self.scene_cuts = self.manifest.scene_cuts if scene_cuts is None else scene_cut_mode(scene_cuts)
+        # black bars cropped (`edgevqa.bars`), except where the original sampling is reproduced
+        self.crop_bars = ("never" if plan_mode == "reference" else "auto") if crop_bars is None \
+            else crop_bars_mode(crop_bars)
         self.runner = runner or make_runner(self.model_path, backend, threads, device)
         self.model_load_seconds: float | None = None
         self._checked = False
@@ -388,7 +395,7 @@ class Pipeline:
         sample precision)."""
         return PyAVDecoder(video, threads=self.decode_threads if threads is None else threads, name=name,
                            deinterlace=self.deinterlace, max_bit_depth=self.manifest.sample_bit_depth,
-                           tone_map=self.tone_map, **options)
+                           tone_map=self.tone_map, crop_bars=self.crop_bars, **options)
 
     def finish(self, prepared: PreparedVideo) -> Result:
         """Run the model on a prepared video and aggregate its outputs into scores."""

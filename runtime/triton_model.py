@@ -39,7 +39,8 @@ class TritonPythonModel:
         threads = int(parameters.get("threads") or 1)
         self.pipeline = Pipeline(os.path.join(folder, parameters.get("model_file") or "model.onnx"), threads=threads,
                                  decode_threads=threads, deinterlace=parameters.get("deinterlace") or "auto",
-                                 tone_map=parameters.get("tone_map") or "auto")
+                                 tone_map=parameters.get("tone_map") or "auto",
+                                 crop_bars=parameters.get("crop_bars") or "auto")
         self.pipeline.activate()  # load the model now, not on the first request
         self.outputs = list(self.pipeline.manifest.outputs)
 

@@ -19,6 +19,7 @@ import shutil
 import site
 from importlib import resources
 
+from .bars import crop_bars_mode
 from .deinterlace import deinterlace_mode
 from .tonemap import tone_map_mode
 from .errors import EdgeVQAError
@@ -46,11 +47,12 @@ def _quoted(text: str) -> str:
 
 
 def config_text(name: str, outputs: list[str], instances: int, threads: int, python_path: str,
-                deinterlace: bool | str = "auto", tone_map: bool | str = "auto") -> str:
+                deinterlace: bool | str = "auto", tone_map: bool | str = "auto", crop_bars: bool | str = "auto") -> str:
     """The repository's ``config.pbtxt`` (protobuf text format)."""
     tensors = ",\n".join(f"  {{ name: {_quoted(o)} data_type: TYPE_FP64 dims: [ 1 ] }}" for o in outputs)
     parameters = {"model_file": "model.onnx", "threads": str(threads), "python_path": python_path,
-                  "deinterlace": deinterlace_mode(deinterlace), "tone_map": tone_map_mode(tone_map)}
+                  "deinterlace": deinterlace_mode(deinterlace), "tone_map": tone_map_mode(tone_map),
+                  "crop_bars": crop_bars_mode(crop_bars)}
     params = ",\n".join(f"  {{ key: {_quoted(k)} value: {{ string_value: {_quoted(v)} }} }}"
                         for k, v in parameters.items())
     return (f"name: {_quoted(name)}\n"
@@ -64,11 +66,11 @@ def config_text(name: str, outputs: list[str], instances: int, threads: int, pyt
 
 def write_repository(model: str, repository: str, name: str = "edgevqa", instances: int = 1, threads: int = 1,
                      python_path: str | None = None, deinterlace: bool | str = "auto", tone_map: bool | str = "auto",
-                     force: bool = False) -> str:
+                     force: bool = False, crop_bars: bool | str = "auto") -> str:
     """Write ``repository/name`` for ``model`` (an .onnx file with a manifest); returns that folder. An existing
     model folder is refused unless ``force`` (then replaced); other models in the repository are left alone."""
     manifest = load_manifest(model)  # a clear error for a file that is not an edgevqa model
-    deinterlace, tone_map = deinterlace_mode(deinterlace), tone_map_mode(tone_map)
+    deinterlace, tone_map, crop_bars = deinterlace_mode(deinterlace), tone_map_mode(tone_map), crop_bars_mode(crop_bars)
     if not name or any(c in name for c in "/\\") or name in (".", ".."):
         raise EdgeVQAError(f"triton: {name!r} cannot be a model name (a folder name without slashes)")
     if instances < 1 or threads < 1:
@@ -95,5 +97,5 @@ def write_repository(model: str, repository: str, name: str = "edgevqa", instanc
     with open(os.path.join(folder, "config.pbtxt"), "w", encoding="utf-8") as fh:
         fh.write(config_text(name, list(manifest.outputs), instances, threads,
                              default_python_path() if python_path is None else python_path, deinterlace,
-                             tone_map))
+                             tone_map, crop_bars))
     return folder

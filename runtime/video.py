@@ -37,6 +37,9 @@ class VideoInfo:
     transfer: str = "sdr"  # sdr | pq (SMPTE ST 2084, HDR10) | hlg (ARIB STD-B67): the coded values' transfer curve
     interlaced: bool = False  # each frame holds two fields (1080i/576i broadcast, some cameras), by its first frame
     hdr_peak_nits: float | None = None  # a PQ video's declared peak luminance (MaxCLL, else its mastering display's)
+    # Black bars cropped (`edgevqa.bars`): lines at the top, bottom, left and right of the display frame; width and
+    # height are then the picture's inside them.
+    bars: tuple[int, int, int, int] | None = None
 
     def hdr_note(self, tone_map: bool | str = "auto") -> str | None:
         """What scores of an HDR video mean, for a warning, under a `edgevqa.tonemap.TONE_MAP_MODES` mode; None
@@ -83,9 +86,20 @@ class VideoInfo:
                 "anything that moves between the fields shows as combing that a player's deinterlacer would "
                 "remove; the scores describe the woven frames")
 
+    def bars_note(self) -> str | None:
+        """What cropping black bars did, for a warning; None when there were none."""
+        if not self.bars:
+            return None
+        top, bottom, left, right = self.bars
+        kind = " and ".join(k for k, on in (("letterbox", top or bottom), ("pillarbox", left or right)) if on)
+        return (f"black bars ({kind}) cropped: the {self.width}x{self.height} picture inside the "
+                f"{self.width + left + right}x{self.height + top + bottom} frame is scored (bars: top {top}, "
+                f"bottom {bottom}, left {left}, right {right})")
+
     def picture_notes(self, deinterlace: bool | str = "auto", tone_map: bool | str = "auto") -> list[str]:
-        """Warnings about how the coded pictures differ from what a viewer is shown (HDR, interlacing)."""
-        return [note for note in (self.hdr_note(tone_map), self.interlace_note(deinterlace)) if note]
+        """Warnings about how the coded pictures differ from what is scored (HDR, interlacing, black bars)."""
+        return [note for note in (self.hdr_note(tone_map), self.interlace_note(deinterlace), self.bars_note())
+                if note]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -157,6 +157,21 @@ def _rotate_planes(planes: list[np.ndarray], rotation: int) -> list[np.ndarray]:
     return planes if k == 0 else [np.rot90(p, k) for p in planes]
 
 
+def _is_animated_webp(source: Any) -> bool:
+    """Whether a path or in-memory file holds an animated WebP (an extended header with its animation flag)."""
+    try:
+        if isinstance(source, io.BytesIO):
+            head = source.getvalue()[:21]
+        elif isinstance(source, str) and "://" not in source:
+            with open(source, "rb") as fh:
+                head = fh.read(21)
+        else:
+            return False
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) > 20 and bool(head[20] & 0x02)
+
+
 def _count_leading_discards(records: Sequence[tuple[int | None, bool, bool]]) -> int:
     """The discarded packets (see `PyAVDecoder._packet_records`) before the first group of pictures that holds
     none: in decode order, the B-frames of the cut's own group that precede the cut come after its first shown
@@ -250,6 +265,10 @@ class PyAVDecoder:
             kinds = sorted({s.type for s in self._container.streams}) or ["none"]
             raise VideoDecodeError(f"{self.name}: has no video stream (streams found: {', '.join(kinds)})")
         fmt_name = self._container.format.name or ""
+        if fmt_name == "webp_pipe" and _is_animated_webp(self._reopenable):
+            raise VideoDecodeError(f"{self.name}: is an animated WebP, which this FFmpeg (libavcodec "
+                                   f"{'.'.join(map(str, av.library_versions.get('libavcodec', ())))}) cannot decode; "
+                                   "convert it to a video first (Pillow or ImageMagick read it)")
         if fmt_name.endswith("_pipe") or fmt_name == "image2":
             raise VideoDecodeError(f"{self.name}: is a still image ({fmt_name.replace('_pipe', '')}), not a video")
         # Cover art (an audio file's album picture, a video's thumbnail) is a one-picture "video" stream.

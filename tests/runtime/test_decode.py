@@ -198,6 +198,31 @@ def test_text_png_audio_and_damaged_files(tmp_path, small_clip):
     with pytest.raises(VideoDecodeError, match="picture.mp4: is a still image"):
         PyAVDecoder(png)
 
+    # An animated WebP is a video FFmpeg's decoder cannot read (up to libavcodec 62 at least): said so.
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    if Image is not None:
+        pictures = [Image.fromarray(np.full((24, 32, 3), 40 * k, np.uint8)) for k in range(3)]
+        animated = tmp_path / "moving.webp"
+        pictures[0].save(animated, save_all=True, append_images=pictures[1:], duration=100, lossless=True)
+        try:
+            with av.open(os.fspath(animated)) as c:
+                decodable = len(list(c.decode(video=0))) == 3
+        except av.FFmpegError:
+            decodable = False
+        if decodable:  # a later FFmpeg
+            with PyAVDecoder(animated) as decoder:
+                assert len(list(decoder.frames())) == 3
+        else:
+            for source in (animated, animated.read_bytes()):
+                with pytest.raises(VideoDecodeError, match="is an animated WebP, which this FFmpeg"):
+                    PyAVDecoder(source)
+        pictures[0].save(tmp_path / "still.webp", lossless=True)
+        with pytest.raises(VideoDecodeError, match="still.webp: is a still image"):
+            PyAVDecoder(tmp_path / "still.webp")
+
     audio = tmp_path / "speech.mp4"
     with av.open(os.fspath(audio), "w", format="mp4") as c:
         s = c.add_stream("aac", rate=16000)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EdgeVQAError
+from .modes import checked_mode
 
 BAR_LEVELS = 10  # 8-bit levels above black (16 in limited range, 0 in full) that a bar sample may reach
 BAR_CHROMA_LEVELS = 8  # 8-bit levels from neutral that a bar's chroma may reach
@@ -35,11 +35,7 @@ CROP_BARS_MODES = ("auto", "never")
 
 def crop_bars_mode(value: bool | str) -> str:
     """``value`` as one of `CROP_BARS_MODES` (True is "auto", False "never"); EdgeVQAError otherwise."""
-    if value is True or value is False:
-        return "auto" if value else "never"
-    if value not in CROP_BARS_MODES:
-        raise EdgeVQAError(f"crop_bars must be one of {', '.join(CROP_BARS_MODES)}, got {value!r}")
-    return value
+    return checked_mode(value, CROP_BARS_MODES, "crop_bars")
 
 
 @dataclass(frozen=True)

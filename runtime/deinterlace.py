@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgevqa.errors import EdgeVQAError
+from edgevqa.modes import checked_mode
 from edgevqa.kernels.extension import load_extension
 
 COMB_THRESHOLD = 6  # 8-bit levels; scaled up for deeper samples
@@ -35,11 +35,7 @@ FIRST_FIELD_OF_ORDER = {2: 0, 3: 1, 4: 1, 5: 0}
 
 def deinterlace_mode(value: bool | str) -> str:
     """``value`` as one of `DEINTERLACE_MODES` (True is "auto", False "never"); EdgeVQAError otherwise."""
-    if value is True or value is False:
-        return "auto" if value else "never"
-    if value not in DEINTERLACE_MODES:
-        raise EdgeVQAError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, got {value!r}")
-    return value
+    return checked_mode(value, DEINTERLACE_MODES, "deinterlace")
 
 
 def first_field(field_order: int | None) -> int:

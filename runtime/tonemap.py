@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgevqa.errors import EdgeVQAError
+from edgevqa.modes import checked_mode
 from edgevqa.kernels.colour import MATRIX_KR_KB, yuv_coefficients
 from edgevqa.kernels.extension import load_extension
 
@@ -61,11 +62,7 @@ _HLG_A, _HLG_B, _HLG_C = 0.17883277, 0.28466892, 0.55991073
 
 def tone_map_mode(value: bool | str) -> str:
     """``value`` as one of `TONE_MAP_MODES` (True is "auto", False "never"); EdgeVQAError otherwise."""
-    if value is True or value is False:
-        return "auto" if value else "never"
-    if value not in TONE_MAP_MODES:
-        raise EdgeVQAError(f"tone_map must be one of {', '.join(TONE_MAP_MODES)}, got {value!r}")
-    return value
+    return checked_mode(value, TONE_MAP_MODES, "tone_map")
 
 
 def pq_to_nits(signal: np.ndarray) -> np.ndarray:

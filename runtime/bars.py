@@ -10,8 +10,9 @@ to 1280x720, 87.4 and 73.3 (blur 99.3 and 74.2). The decoder crops them (`PyAVDe
 A bar is a band along the frame's edge whose samples all lie within `BAR_LEVELS` 8-bit levels of black, with
 neutral chroma. Bars are cropped in pairs only: top and bottom (or left and right) both at least
 `MIN_BAR_SHARE` of the side and within a factor `MAX_BAR_RATIO` of each other, since a letterbox is centred
-while a dark sky or a dark floor lies on one side only; the picture left must be at least `MIN_PICTURE_SHARE`
-of the frame. Edges move inward to whole chroma samples.
+while a dark sky or a dark floor lies on one side only. A frame tells nothing (a later one is looked at) when
+what would be left is under `MIN_PICTURE_SHARE` of a side, or under `MIN_LIT_SHARE` of it is brighter than a bar:
+a title card or a dark shot says nothing of where the picture ends. Edges move inward to whole chroma samples.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ OUTLIERS = 1 / 500  # share of a line's samples allowed past those (noise, a str
 MIN_BAR_SHARE = 0.015
 MAX_BAR_RATIO = 2.0
 MIN_PICTURE_SHARE = 0.25
+# A frame with less of its picture lit than this (a title card, a dark shot) does not show where the picture
+# ends: a later frame is looked at.
+MIN_LIT_SHARE = 0.3
 
 
 CROP_BARS_MODES = ("auto", "never")
@@ -65,7 +69,8 @@ class Bars:
 
 
 def _content_lines(planes, chroma_shift, depth: int, is_rgb: bool, full_range: bool) -> tuple[np.ndarray, ...]:
-    """Per display row and column, how many samples are not bar (too bright, or coloured)."""
+    """Per display row and column, how many samples are not bar (too bright, or coloured); and how many luma
+    (or RGB) samples are lit."""
     scale = 1 << (depth - 8)
     black = 0 if full_range or is_rgb else 16 * scale
     limit = black + BAR_LEVELS * scale
@@ -74,9 +79,11 @@ def _content_lines(planes, chroma_shift, depth: int, is_rgb: bool, full_range: b
         content = np.zeros((h, w), dtype=bool)
         for plane in planes:
             content |= plane > limit
-        return content.sum(axis=1), content.sum(axis=0)
+        rows = content.sum(axis=1)
+        return rows, content.sum(axis=0), int(rows.sum())
     content = planes[0] > limit
     rows, cols = content.sum(axis=1), content.sum(axis=0)
+    lit = int(rows.sum())
     sy, sx = chroma_shift
     mid = 128 * scale
     for plane in planes[1:]:
@@ -86,7 +93,7 @@ def _content_lines(planes, chroma_shift, depth: int, is_rgb: bool, full_range: b
         # a chroma sample covers 2**sy rows and 2**sx columns of luma
         rows = rows + np.repeat(coloured.sum(axis=1) << sx, 1 << sy)[:h]
         cols = cols + np.repeat(coloured.sum(axis=0) << sy, 1 << sx)[:w]
-    return rows, cols
+    return rows, cols, lit
 
 
 def _pair(near: int, far: int, side: int) -> tuple[int, int]:
@@ -99,17 +106,18 @@ def _pair(near: int, far: int, side: int) -> tuple[int, int]:
 
 def find_bars(planes, chroma_shift: tuple[int, int], depth: int = 8, is_rgb: bool = False,
               full_range: bool = False) -> Bars | None:
-    """The bars of one display-oriented frame; None when the frame is (nearly) all black and tells nothing."""
+    """The bars of one display-oriented frame; None when the frame is too dark to tell (all black, a title card,
+    a dark shot: less than `MIN_LIT_SHARE` of what would be its picture lit)."""
     h, w = planes[0].shape
-    rows, cols = _content_lines(planes, chroma_shift, depth, is_rgb, full_range)
+    rows, cols, lit = _content_lines(planes, chroma_shift, depth, is_rgb, full_range)
     picture_rows = np.flatnonzero(rows > OUTLIERS * w)
     if picture_rows.size == 0:
         return None
     top, bottom = _pair(int(picture_rows[0]), h - 1 - int(picture_rows[-1]), h)
     # the columns of the rows kept: a letterboxed picture's columns are judged inside its own rows
     if top or bottom:
-        _, cols = _content_lines(Bars(top, bottom).crop(planes, chroma_shift), chroma_shift, depth, is_rgb,
-                                 full_range)
+        _, cols, _ = _content_lines(Bars(top, bottom).crop(planes, chroma_shift), chroma_shift, depth, is_rgb,
+                                    full_range)
     picture_cols = np.flatnonzero(cols > OUTLIERS * (h - top - bottom))
     if picture_cols.size == 0:
         return None
@@ -121,5 +129,7 @@ def find_bars(planes, chroma_shift: tuple[int, int], depth: int = 8, is_rgb: boo
     if left:
         left, right = -(-left >> sx) << sx, w - ((w - right) >> sx << sx)
     if (h - top - bottom) < MIN_PICTURE_SHARE * h or (w - left - right) < MIN_PICTURE_SHARE * w:
-        return Bars()
+        return None  # a small bright thing on black (a logo, a line of text): not where a picture ends
+    if lit < MIN_LIT_SHARE * (h - top - bottom) * (w - left - right):
+        return None
     return Bars(top, bottom, left, right)

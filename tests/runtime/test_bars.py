@@ -52,7 +52,12 @@ def test_what_is_not_a_bar():
     grey = _yuv420((536, 1280), (92, 92, 0, 0), black=60)  # mid-grey bands are not black
     assert find_bars(grey, (1, 1)) == Bars()
     narrow = _yuv420((720, 200), (0, 0, 540, 540))  # what is left would be under a quarter of the width
-    assert find_bars(narrow, (1, 1)) == Bars()
+    assert find_bars(narrow, (1, 1)) is None  # tells nothing: a later frame is looked at
+    title = _yuv420((720, 1280), (0, 0, 0, 0))  # white lines of text on black: a title card
+    title[0][:] = 16
+    title[0][200:520:40, 300:980] = 235
+    title[1][:] = 128
+    assert find_bars(title, (1, 1)) is None
     noisy = _yuv420((536, 1280), (92, 92, 0, 0), rng=rng)
     noisy[0][:92] += rng.integers(0, 6, (92, 1280)).astype(np.uint8)  # noise in the bars, within 10 levels
     noisy[0][10, :2] = 200  # and a stray bright pixel

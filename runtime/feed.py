@@ -75,7 +75,7 @@ def sample_plans(decoder, plans: Sequence[SamplePlan], dtype: str | None = None,
     def sample(k: int, slot: int, frame, out: np.ndarray | None = None) -> None:
         kernels.sample_frame(frame.planes, every[k], slot, conversion, buffer(k) if out is None else out)
 
-    placer = SnippetPlacer(every, sample) if scene_cut_mode(scene_cuts) == "avoid" else None
+    placer = SnippetPlacer(every, sample, buffer) if scene_cut_mode(scene_cuts) == "avoid" else None
     # frame index -> the (plan, slot) pairs it feeds: one lookup per decoded frame, however many plans
     users: dict[int, list[tuple[int, int]]] = {}
     for k, p in enumerate(every):

@@ -37,7 +37,7 @@ class _OpenSegment:
         self.number, self.start, self.end, self.plans = number, start, end, plans
         self.arrays = [np.empty(p.output_shape, dtype=dtype_of(p)) for p in plans]
         # With scene cuts avoided, the placer fills its snippets' positions (`edgevqa.scenecuts`).
-        placer = SnippetPlacer(plans, self.sample_into) if avoid_cuts else None
+        placer = SnippetPlacer(plans, self.sample_into, self.arrays.__getitem__) if avoid_cuts else None
         self.placer = placer
         self.users: dict[int, list[tuple[int, int]]] = {}
         for k, plan in enumerate(plans):

@@ -106,8 +106,8 @@ class Snippet:
     first: int
     step: int
     candidates: tuple[int, ...]
-    signatures: dict[int, CutSignature] = field(default_factory=dict)
-    frames: dict[int, Any] = field(default_factory=dict)
+    signatures: dict[int, CutSignature] = field(default_factory=dict)  # of each frame that came, by index
+    pictures: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (frame, position) -> sampled
     chosen: int | None = None  # the first frame read, once decided
 
     @property
@@ -161,13 +161,15 @@ def find_snippets(plans: Sequence[Any]) -> list[Snippet]:
 class SnippetPlacer:
     """Decides, as frames arrive in order, which window of each snippet of ``plans`` is read (module docstring).
 
-    ``sample(k, slot, frame, out)`` samples ``frame`` at plan ``k``'s ``slot`` into ``out`` (None: the plan's own
-    input buffer); the placer calls it for the signatures (into its own scratch buffers) and, once a snippet is
-    decided, for its positions."""
+    ``sample(k, slot, frame, out)`` samples ``frame`` at plan ``k``'s ``slot`` into ``out``, an array of the plan's
+    input shape; ``buffer(k)`` is plan ``k``'s input. Each frame that may fill a snippet's position is sampled
+    there as it arrives (into a scratch array; the picture is kept, the frame is not, so memory does not grow with
+    the video's size), and once the snippet is decided the chosen pictures are copied into ``buffer(k)``."""
 
-    def __init__(self, plans: Sequence[Any], sample: Callable[[int, int, Any, np.ndarray | None], None]):
+    def __init__(self, plans: Sequence[Any], sample: Callable[[int, int, Any, np.ndarray], None],
+                 buffer: Callable[[int], np.ndarray]):
         self.plans = list(plans)
-        self.sample = sample
+        self.sample, self.buffer = sample, buffer
         self.snippets = find_snippets(self.plans)
         self._watching: dict[int, list[Snippet]] = {}
         for snippet in self.snippets:
@@ -197,9 +199,8 @@ class SnippetPlacer:
         for snippet in self._watching.get(frame.index, ()):
             if snippet.chosen is not None:
                 continue
-            snippet.signatures[frame.index] = self._signature(snippet, frame)
-            snippet.frames[frame.index] = frame
-            if len(snippet.frames) == len(snippet.candidates):
+            self._take(snippet, frame)
+            if len(snippet.signatures) == len(snippet.candidates):
                 filled += self._decide(snippet)
         return filled
 
@@ -212,20 +213,33 @@ class SnippetPlacer:
                 filled += self._decide(snippet)
         return filled
 
-    def _signature(self, snippet: Snippet, frame: Any) -> CutSignature:
+    def _position(self, plan: Any, slot: int, array: np.ndarray) -> np.ndarray:
+        """The picture ``[3, H, W]`` of ``slot``'s one position in a plan's input ``array`` (a view)."""
+        clip, t = plan.uses_of_slot(slot)[0]
+        return array[clip, :, t] if plan.view.layout == "NCTHW" else array[clip, t]
+
+    def _take(self, snippet: Snippet, frame: Any) -> None:
+        """Samples ``frame`` at every position of ``snippet`` it may fill, and signs it at the first."""
         plan = self.plans[snippet.plan]
         if snippet.plan not in self._scratch:
-            self._scratch[snippet.plan] = np.empty(plan.output_shape, np.float32)
+            self._scratch[snippet.plan] = np.empty(plan.output_shape, self.buffer(snippet.plan).dtype)
         scratch = self._scratch[snippet.plan]
-        slot = snippet.slots[0]
-        self.sample(snippet.plan, slot, frame, scratch)
-        clip, t = plan.uses_of_slot(slot)[0]
-        picture = scratch[clip, :, t] if plan.view.layout == "NCTHW" else scratch[clip, t]
-        rows, cols = plan.grid if plan.grid[0] * plan.grid[1] >= 16 else (8, 8)
-        h, w = picture.shape[1:]
-        if h % rows or w % cols:
-            rows, cols = 1, 1
-        return cut_signature(picture, plan.view, (rows, cols))
+        last_start = snippet.candidates[-1] - (snippet.length - 1) * snippet.step
+        for t, slot in enumerate(snippet.slots):
+            start = frame.index - t * snippet.step
+            if t and not snippet.candidates[0] <= start <= last_start:
+                continue  # no window puts this frame at position t
+            self.sample(snippet.plan, slot, frame, scratch)
+            picture = self._position(plan, slot, scratch)
+            if t == 0:  # the signature: every frame at the snippet's first position
+                rows, cols = plan.grid if plan.grid[0] * plan.grid[1] >= 16 else (8, 8)
+                h, w = picture.shape[1:]
+                if h % rows or w % cols:
+                    rows, cols = 1, 1
+                snippet.signatures[frame.index] = cut_signature(picture, plan.view, (rows, cols))
+                if not snippet.candidates[0] <= start <= last_start:
+                    continue
+            snippet.pictures[(frame.index, t)] = picture.copy()
 
     def _has_cut(self, snippet: Snippet, first: int) -> bool | None:
         """Whether the window from ``first`` holds a cut; None when one of its frames never came."""
@@ -244,15 +258,16 @@ class SnippetPlacer:
                     chosen = first
                     break
         snippet.chosen = chosen
+        plan = self.plans[snippet.plan]
         if chosen != snippet.first:
-            plan = self.plans[snippet.plan]
             self.moves.append({"plan": snippet.plan, "view": plan.view.name,
                                "planned": [snippet.first, snippet.window(snippet.first)[-1]],
                                "read": [chosen, snippet.window(chosen)[-1]]})
         filled = []
-        for slot, index in zip(snippet.slots, snippet.window(chosen)):
-            if index in snippet.frames:
-                self.sample(snippet.plan, slot, snippet.frames[index], None)
+        for t, (slot, index) in enumerate(zip(snippet.slots, snippet.window(chosen))):
+            picture = snippet.pictures.get((index, t))
+            if picture is not None:
+                self._position(plan, slot, self.buffer(snippet.plan))[...] = picture
                 filled.append((snippet.plan, slot))
-        snippet.frames.clear()
+        snippet.pictures.clear()
         return filled

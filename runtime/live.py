@@ -151,28 +151,22 @@ class StreamScores:
             self.connections += 1
             length = segment_length(info, self.seconds)
             views = pipeline.manifest.views
-            first_plans = segment_plans(views, info, 0, length, pipeline.seed, pipeline.plan_mode)
-            plans_by_segment = {0: first_plans}  # this segment's and the next's
+            avoid_cuts = pipeline.scene_cuts == "avoid"
 
-            def plans_of(number: int) -> list:
-                if number not in plans_by_segment:
-                    for old in [n for n in plans_by_segment if n < number - 1]:
-                        del plans_by_segment[old]
-                    start = number * length
-                    plans_by_segment[number] = segment_plans(views, info, start, start + length, pipeline.seed,
-                                                             pipeline.plan_mode)
-                return plans_by_segment[number]
+            def open_segment(number: int) -> _OpenSegment:
+                start = number * length
+                plans = segment_plans(views, info, start, start + length, pipeline.seed, pipeline.plan_mode)
+                return _OpenSegment(number, start, start + length, plans, self._dtype, avoid_cuts=avoid_cuts)
 
-            segments_open: dict[int, _OpenSegment] = {}  # this segment's and the next's
+            segments_open = {0: open_segment(0)}  # this segment's and the next's
+            first_plans = segments_open[0].plans
 
             def segment_of(number: int) -> _OpenSegment:
                 """The segment ``number``, made when the decoder first asks for one of its frames' regions."""
                 if number not in segments_open:
                     for old in [n for n in segments_open if n < number - 1]:
                         del segments_open[old]
-                    segments_open[number] = _OpenSegment(number, number * length, (number + 1) * length,
-                                                         plans_of(number), self._dtype,
-                                                         avoid_cuts=pipeline.scene_cuts == "avoid")
+                    segments_open[number] = open_segment(number)
                 return segments_open[number]
 
             def region(index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,10 @@ exactly as a user's video would be. Reported:
   held more precisely, as an HDR-capable camera or a 10-bit master gives it; and between the 8-bit clip and the
   same frames as an HDR10 master (`edgevqa.samples.write_hdr_clip`: PQ, BT.2020, 10-bit lossless, SDR white
   at 203 nits, MaxCLL 203), which the pipeline tone-maps back to SDR (`edgevqa.tonemap`);
+- frame rate (not a target): the pristine frames each shown twice at 48 fps, as a 24 fps film is delivered at
+  twice its rate, against the 24 fps clip: the largest score change read at the model's frame stride
+  (`edgevqa.sampling.frame_stride`: every other frame) and read frame by frame (where each picture twice in a
+  row is a stutter the film does not have);
 - scene cuts (not a target): each held-out source's pristine clip cut over to the next source's inside the
   model's first snippet of consecutive frames, scored with the cut read and with the snippet moved off it
   (`edgevqa.scenecuts`): how many were moved, and the temporal and overall scores either way;
@@ -161,8 +165,9 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
     sources = content_mod.split(content_mod.default_content(), "heldout")[:max_sources]
     rows = []
     stability, rgb_round_trip, bit_depth, hdr = [], [], [], []
+    doubled = {"stride": [], "every_frame": []}
     repeat_identical = True
-    with Pipeline(model) as pipeline:
+    with Pipeline(model) as pipeline, Pipeline(model, frame_stride=1) as every_frame:
         for i, source in enumerate(sources):
             pristine = source.clip(np.random.default_rng([seed, i]), num_frames)
             base_path = encode_clip(pristine, os.path.join(workdir, f"{i}-pristine.mp4"), 24,
@@ -183,6 +188,11 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
                                       max_cll=203, overwrite=True)
             as_hdr = pipeline.score(hdr_path).scores
             hdr.append({k: abs(as_hdr[k] - depth[8][k]) for k in depth[8]})
+            twice = encode_clip(np.repeat(pristine, 2, axis=0), os.path.join(workdir, f"{i}-doubled.mp4"), 48,
+                                dist.EncodeSettings())
+            for how, scorer in (("stride", pipeline), ("every_frame", every_frame)):
+                at_48 = scorer.score(twice).scores
+                doubled[how].append({k: abs(at_48[k] - base[k]) for k in base})
             for d_index, dim in enumerate(dist.DIMENSIONS):
                 kind = dist.KINDS[dim][(i + d_index) % len(dist.KINDS[dim])]
                 for level in levels:
@@ -193,7 +203,7 @@ def accuracy(model: str, levels, seed: int, num_frames: int, max_sources: int | 
                     rows.append({"source": source.name, "dim": dim, "kind": kind, "level": float(level),
                                  "unchanged": bool(unchanged), "scores": pipeline.score(path).scores})
                     os.remove(path)
-    return rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr
+    return rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr, doubled
 
 
 def scene_cuts(model: str, seed: int, num_frames: int, max_sources: int | None, workdir: str) -> dict:
@@ -237,7 +247,7 @@ def scene_cuts(model: str, seed: int, num_frames: int, max_sources: int | None, 
     return out
 
 
-def summarise(rows, stability, repeat_identical, rgb_round_trip=None, bit_depth=None, hdr=None):
+def summarise(rows, stability, repeat_identical, rgb_round_trip=None, bit_depth=None, hdr=None, doubled=None):
     from edgevqa.export.recipe import distortions as dist
 
     summary = {"per_dimension": {}, "kinds": {}}
@@ -296,16 +306,15 @@ def summarise(rows, stability, repeat_identical, rgb_round_trip=None, bit_depth=
                                              for source, change in zip(pristine, stability)}
     if rgb_round_trip:
         summary["rgb_round_trip_reencode_max_change"] = max(max(s.values()) for s in rgb_round_trip)
-    if bit_depth:
-        per_source = [max(s.values()) for s in bit_depth]
-        summary["bit_depth_max_change"] = max(per_source)
-        summary["bit_depth_max_by_output"] = {k: max(s[k] for s in bit_depth) for k in bit_depth[0]}
-        summary["bit_depth_worst_source"] = list(pristine)[int(np.argmax(per_source))]
-    if hdr:
-        per_source = [max(s.values()) for s in hdr]
-        summary["hdr_max_change"] = max(per_source)
-        summary["hdr_max_by_output"] = {k: max(s[k] for s in hdr) for k in hdr[0]}
-        summary["hdr_worst_source"] = list(pristine)[int(np.argmax(per_source))]
+    changes = {"bit_depth": bit_depth, "hdr": hdr}
+    for how, per_source in (doubled or {}).items():
+        changes[f"doubled_{how}"] = per_source
+    for name, per_source in changes.items():  # one score change per source, in the pristine rows' order
+        if per_source:
+            largest = [max(s.values()) for s in per_source]
+            summary[f"{name}_max_change"] = max(largest)
+            summary[f"{name}_max_by_output"] = {k: max(s[k] for s in per_source) for k in per_source[0]}
+            summary[f"{name}_worst_source"] = list(pristine)[int(np.argmax(largest))]
     summary["repeat_identical"] = bool(repeat_identical)
     return summary
 
@@ -371,10 +380,10 @@ def main(argv=None) -> int:
     model = resolve_model(args.model)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr = accuracy(
+        rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr, doubled = accuracy(
             model, levels, args.seed, args.frames, args.sources, tmp, args.sweep_seeds)
         cuts = scene_cuts(model, args.seed, args.frames, args.sources, tmp)
-    summary = summarise(rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr)
+    summary = summarise(rows, stability, repeat_identical, rgb_round_trip, bit_depth, hdr, doubled)
     if cuts:
         summary["scene_cuts"] = {
             "clips": cuts["clips"], "moved": cuts["moved"],
@@ -422,6 +431,11 @@ def main(argv=None) -> int:
           f"8-bit clip {summary['hdr_max_change']:.2f} points; by output " +
           ", ".join(f"{k} {v:.2f}" for k, v in summary["hdr_max_by_output"].items()) +
           f"; worst source {summary['hdr_worst_source']}")
+    print(f"the same frames each shown twice at 48 fps (not a target): largest change against the 24 fps clip "
+          f"{summary['doubled_stride_max_change']:.2f} points at the model's frame stride, "
+          f"{summary['doubled_every_frame_max_change']:.2f} read frame by frame; by output at the stride " +
+          ", ".join(f"{k} {v:.2f}" for k, v in summary["doubled_stride_max_by_output"].items()) +
+          f"; worst source {summary['doubled_stride_worst_source']}")
     print(f"same clip scored twice: {'identical' if summary['repeat_identical'] else 'DIFFERENT'}")
     if "scene_cuts" in summary:
         c = summary["scene_cuts"]

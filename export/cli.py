@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample-bit-depth", type=int, default=None, metavar="BITS",
                         help="the sample precision the model was trained on (8 if it saw only 8-bit video): deeper "
                              "video is rounded to it before sampling (default: none, the decoded precision)")
+    parser.add_argument("--frame-rate", type=float, default=None, metavar="FPS",
+                        help="the frame rate whose motion the model learnt (25 for 24-30 fps training videos): "
+                             "video at about k times it is read every k-th frame (default: none, every frame)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random parity inputs")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset or onnx_export.DEFAULT_OPSET, frames=args.frames, arch=args.arch,
         motion_weights=args.motion_weights,
         parity_video=args.video, gate=args.gate, seed=args.seed, force=args.force,
-        sample_bit_depth=args.sample_bit_depth)
+        sample_bit_depth=args.sample_bit_depth, frame_rate=args.frame_rate)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

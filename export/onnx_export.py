@@ -203,7 +203,8 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
                 arch: str | None = None, motion_weights: str | os.PathLike | None = None,
                 parity_video: str | os.PathLike | None = None,
                 parity_clips: int | None = None, gate: float | None = None, seed: int = 0,
-                force: bool = False, dynamic: bool = True, sample_bit_depth: int | None = None) -> ExportReport:
+                force: bool = False, dynamic: bool = True, sample_bit_depth: int | None = None,
+                frame_rate: float | None = None) -> ExportReport:
     """Export ``model_or_name`` (zoo name, checkpoint path, or ``nn.Module`` with a ``manifest``) to ``out_path``.
 
     ``frames`` and ``model_kwargs`` rebuild a named or checkpointed model for another input (``frames``: frames
@@ -216,7 +217,8 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
     above ``gate`` (default 1e-4 FP32, 5e-2 FP16) raises `ParityError` and nothing is written. An existing
     ``out_path`` raises `ModelError` unless ``force``. ``sample_bit_depth`` goes into the manifest: the sample
     precision the model was trained on (8 for a model that only saw 8-bit video), to which deeper video is
-    rounded before sampling.
+    rounded before sampling; so does ``frame_rate``: the rate whose motion between frames the model learnt, video
+    at about k times it being read every k-th frame (`edgevqa.sampling.frame_stride`).
     """
     import onnx
     import onnxruntime as ort
@@ -253,6 +255,8 @@ def export_onnx(model_or_name: Any, out_path: str | os.PathLike, *, fp16: bool =
     out_manifest = manifest.with_views(dtype=io_dtype) if io_dtype != "float32" else manifest
     if sample_bit_depth is not None:
         out_manifest = replace(out_manifest, sample_bit_depth=sample_bit_depth)
+    if frame_rate is not None:
+        out_manifest = replace(out_manifest, frame_rate=frame_rate)
     parameters = count_parameters(model)
 
     deploy = fuse_model(copy.deepcopy(model)).eval()

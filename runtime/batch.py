@@ -32,7 +32,7 @@ from .segments import check_segment_seconds
 ROW_COLUMNS = ("index", "video", "ok", "error", "warnings", "frames_decoded", "seconds", "model", "model_version",
                "result")
 PIPELINE_OPTIONS = ("backend", "threads", "seed", "plan_mode", "device", "segment_seconds", "decode_threads",
-                    "deinterlace", "tone_map", "time_range", "scene_cuts", "crop_bars")
+                    "deinterlace", "tone_map", "time_range", "scene_cuts", "crop_bars", "frame_stride")
 
 
 def import_ray() -> Any:

@@ -247,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
                                       seed=args.seed, plan_mode=args.plan_mode, device=args.device,
                                       segment_seconds=segments, deinterlace=args.deinterlace,
                                       tone_map=args.tone_map, time_range=time_range_of(args),
-                                      scene_cuts=scene_cuts_of(args), crop_bars=args.crop_bars)
+                                      scene_cuts=scene_cuts_of(args), crop_bars=args.crop_bars,
+                                      frame_stride=args.frame_stride)
         writer = ScoreWriter(args.out, fmt, dims, segments=segments is not None, resume=args.resume)
         progress = Progress(len(videos), not args.quiet)
         for row in dataset.iter_rows():

@@ -17,6 +17,7 @@ from .scenecuts import SCENE_CUT_MODES
 from .tonemap import TONE_MAP_MODES
 from .errors import EdgeVQAError, PlanError
 from .pipeline import BACKENDS, Pipeline
+from .sampling import check_frame_stride
 from .segments import check_segment_seconds
 from .video_files import no_videos_error, videos_in_folder
 
@@ -58,9 +59,21 @@ def add_model_arguments(p: Any) -> None:
                    help="avoid: move each snippet of consecutive frames the model reads off a scene cut inside it "
                         "(a cut is not a temporal flaw); keep: read the frames planned; model (default): what the "
                         "model's manifest says (the shipped model avoids them)")
+    p.add_argument("--frame-stride", type=frame_stride_argument, default="model", metavar="model|N",
+                   help="read the model's runs of consecutive frames every N frames; model (default): from the frame "
+                        "rate the model learnt motion at, so 50 and 60 fps video is read every other frame by the "
+                        "shipped model (it learnt 25 fps); 1: every frame at any rate")
     p.add_argument("--backend", choices=BACKENDS, default="ort-cpu", help="inference backend")
     p.add_argument("--device", default="cpu", help="device for GPU backends, e.g. cuda:0")
     add_picture_arguments(p)
+
+
+def frame_stride_argument(text: str) -> str | int:
+    """``--frame-stride`` checked: "model" or a whole number >= 1."""
+    try:
+        return check_frame_stride(text)
+    except EdgeVQAError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def scene_cuts_of(args: argparse.Namespace) -> str | None:
@@ -293,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
                           plan_mode=args.plan_mode, device=args.device, segment_seconds=every_seconds(args.every),
                           deinterlace=args.deinterlace, keep_inputs=args.save_inputs is not None,
                           tone_map=args.tone_map, time_range=time_range_of(args), scene_cuts=scene_cuts_of(args),
-                          crop_bars=args.crop_bars)
+                          crop_bars=args.crop_bars, frame_stride=args.frame_stride)
         outputs, context = list(scorer.manifest.outputs), scorer
         if args.save_inputs is not None:
             pictures = InputPictureWriter(args.save_inputs, scorer.manifest, args.videos, args.force)
@@ -352,7 +365,8 @@ def _triton_scorer(args: argparse.Namespace) -> tuple[Any, list[str]]:
              "--device": args.device != "cpu", "--threads": args.threads is not None,
              "--deinterlace": args.deinterlace != "auto", "--tone-map": args.tone_map != "auto",
              "--start/--end/--duration": time_range_of(args) is not None,
-             "--scene-cuts": args.scene_cuts != "model", "--crop-bars": args.crop_bars is not None}
+             "--scene-cuts": args.scene_cuts != "model", "--crop-bars": args.crop_bars is not None,
+             "--frame-stride": args.frame_stride != "model"}
     given = [flag for flag, on in local.items() if on]
     if given:
         raise EdgeVQAError(f"--triton: {', '.join(given)} set(s) the local pipeline, which --triton does not use; the "

@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_target(args.csv, [s for s in args.sources if s != "-"], args.force)
     pipeline = Pipeline(args.model, backend=args.backend, threads=args.threads, seed=args.seed,
                         plan_mode=args.plan_mode, device=args.device, deinterlace=args.deinterlace,
-                        tone_map=args.tone_map, scene_cuts=scene_cuts_of(args), crop_bars=args.crop_bars)
+                        tone_map=args.tone_map, scene_cuts=scene_cuts_of(args), crop_bars=args.crop_bars,
+                        frame_stride=args.frame_stride)
     dims = list(pipeline.manifest.outputs)
     thresholds = parse_thresholds(args.fail_below, dims)
     several = len(args.sources) > 1

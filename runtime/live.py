@@ -150,7 +150,7 @@ class StreamScores:
             self.info = info
             self.connections += 1
             length = segment_length(info, self.seconds)
-            views = pipeline.manifest.views
+            views = pipeline.views_for(info)
             avoid_cuts = pipeline.scene_cuts == "avoid"
 
             def open_segment(number: int) -> _OpenSegment:

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from .errors import ManifestError
 
 MANIFEST_METADATA_KEY = "edgevqa.manifest"
-MANIFEST_FORMAT_VERSION = 3  # 2: sample_bit_depth; 3: scene_cuts
+MANIFEST_FORMAT_VERSION = 4  # 2: sample_bit_depth; 3: scene_cuts; 4: frame_rate
 SIDECAR_SUFFIX = ".manifest.json"
 
 VIEW_KINDS = ("fragments", "resize_crop", "clips")
@@ -182,6 +182,11 @@ class ModelManifest:
     # "avoid": the model's snippets of consecutive frames are moved off scene cuts (`edgevqa.scenecuts`), for a
     # model that reads a cut inside one as a temporal flaw; "keep": its frames are read as planned.
     scene_cuts: str = "keep"
+    # The frame rate whose motion between frames the model learnt (frames per second). Video at about k times
+    # that rate is read every k-th frame where the model reads consecutive frames (`edgevqa.sampling.frame_stride`),
+    # so a 60 fps clip shows the motion of its 30 fps version, and a 24 fps film delivered at 48 or 50 fps by
+    # repeating frames reads as the film, not as a stutter. None: consecutive frames at any rate.
+    frame_rate: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", tuple(self.views))
@@ -207,6 +212,11 @@ class ModelManifest:
         if self.scene_cuts not in ("keep", "avoid"):
             raise ManifestError(f"manifest of '{self.name}': scene_cuts must be 'keep' or 'avoid', got "
                                 f"{self.scene_cuts!r}")
+        rate = self.frame_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                 or not math.isfinite(rate) or rate <= 0):
+            raise ManifestError(f"manifest of '{self.name}': frame_rate must be null or a positive number of frames "
+                                f"per second, got {rate!r}")
         for view in self.views:
             if not isinstance(view, ViewSpec):
                 raise ManifestError(f"manifest of '{self.name}': views must be ViewSpec objects")
@@ -242,6 +252,7 @@ class ModelManifest:
             "metadata": dict(self.metadata),
             **({"sample_bit_depth": self.sample_bit_depth} if self.sample_bit_depth is not None else {}),
             **({"scene_cuts": self.scene_cuts} if self.scene_cuts != "keep" else {}),
+            **({"frame_rate": self.frame_rate} if self.frame_rate is not None else {}),
         }
 
     def to_json(self, indent: int | None = None) -> str:

@@ -27,7 +27,7 @@ from .errors import EdgeVQAError, ModelError, VideoDecodeError
 from .fetch import download, is_http_url
 from .manifest import ModelManifest, load_manifest
 from .feed import sample_plans as feed_plans
-from .sampling import make_plans
+from .sampling import check_frame_stride, frame_stride, make_plans, views_at_stride
 from .bars import crop_bars_mode
 from .scenecuts import scene_cut_mode
 from .segments import (check_segment_seconds, check_time_range, segment_plans, segment_ranges, segment_times,
@@ -104,6 +104,8 @@ class Result:
     # Snippets read elsewhere than planned, off a scene cut (``scene_cuts="avoid"``, `edgevqa.scenecuts`): per
     # snippet its view and the first and last frames planned and read.
     moved_snippets: list[dict[str, Any]] = field(default_factory=list)
+    # Every how many frames the model's runs of consecutive frames were read (``frame_stride``; 1: every frame).
+    frame_stride: int = 1
     # With ``keep_inputs``: the model's inputs by view name (not in `to_dict`; see `edgevqa.input_images`).
     inputs: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -121,6 +123,7 @@ class Result:
                                              for g in self.segments],
             "time_range": None if self.time_range is None else dict(self.time_range),
             "moved_snippets": [dict(m) for m in self.moved_snippets],
+            "frame_stride": self.frame_stride,
         }
 
 
@@ -137,6 +140,7 @@ class PreparedVideo:
     segments: list[dict[str, Any]] = field(default_factory=list)  # already scored (see `Pipeline.prepare`)
     time_range: dict[str, Any] | None = None  # the part scored, with ``time_range`` (see `Result.time_range`)
     moved_snippets: list[dict[str, Any]] = field(default_factory=list)  # see `Result.moved_snippets`
+    frame_stride: int = 1  # see `Result.frame_stride`
 
 
 class Pipeline:
@@ -159,6 +163,11 @@ class Pipeline:
 
     ``scene_cuts`` ("keep" or "avoid"; default: the model's manifest) says whether snippets of consecutive
     frames are moved off scene cuts (`edgevqa.scenecuts`); `Result.moved_snippets` lists those moved.
+
+    ``frame_stride`` ("model", the default, or a whole number of frames) says every how many frames the model's
+    runs of consecutive frames are read: "model" reads video at about k times the model's ``frame_rate`` every
+    k-th frame (`edgevqa.sampling.frame_stride`; a model without one reads every frame); `Result.frame_stride`
+    says what was used.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "ort-cpu",
@@ -166,7 +175,8 @@ class Pipeline:
                  decode_threads: int = 0, device: str = "cpu", runner: Runner | None = None,
                  segment_seconds: float | None = None, deinterlace: bool | str = "auto", keep_inputs: bool = False,
                  tone_map: bool | str = "auto", time_range: tuple[float, float | None] | None = None,
-                 scene_cuts: str | None = None, crop_bars: bool | str | None = None):
+                 scene_cuts: str | None = None, crop_bars: bool | str | None = None,
+                 frame_stride: int | str | None = "model"):
         self.keep_inputs = keep_inputs
         self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
         self.time_range = check_time_range(time_range)  # (start s, end s or None): only that part of each video
@@ -179,6 +189,7 @@ class Pipeline:
         self.deinterlace = deinterlace_mode(deinterlace)  # auto, always or never (`edgevqa.deinterlace`)
         self.tone_map = tone_map_mode(tone_map)  # auto or never (`edgevqa.tonemap`)
         self.scene_cuts = self.manifest.scene_cuts if scene_cuts is None else scene_cut_mode(scene_cuts)
+        self.frame_stride = check_frame_stride(frame_stride)
         # black bars cropped (`edgevqa.bars`), except where the original sampling is reproduced
         self.crop_bars = ("never" if plan_mode == "reference" else "auto") if crop_bars is None \
             else crop_bars_mode(crop_bars)
@@ -237,6 +248,16 @@ class Pipeline:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def stride_for(self, info) -> int:
+        """Every how many frames of the video ``info`` describes the model's runs of frames are read."""
+        if self.frame_stride == "model":
+            return frame_stride(info.fps, self.manifest.frame_rate)
+        return self.frame_stride
+
+    def views_for(self, info) -> tuple:
+        """The model's views as read from the video ``info`` describes (at its frame stride)."""
+        return views_at_stride(self.manifest.views, self.stride_for(info))
+
     # ------------------------------------------------------------------ stages
 
     def prepare(self, video: Any) -> PreparedVideo:
@@ -287,11 +308,11 @@ class Pipeline:
             while True:
                 frames = None
                 if self.time_range is None:
-                    plans = make_plans(self.manifest.views, info, self.seed, self.plan_mode)
+                    plans = make_plans(self.views_for(info), info, self.seed, self.plan_mode)
                 else:  # the part is planned as a cut of it would be (`edgevqa.segments`)
                     frames, notes = time_range_frames(info, self.time_range)
                     warnings.extend(notes)
-                    plans = segment_plans(self.manifest.views, info, *frames, self.seed, self.plan_mode)
+                    plans = segment_plans(self.views_for(info), info, *frames, self.seed, self.plan_mode)
                 for plan in plans:
                     warnings.extend(plan.notes)
                 segments = _SegmentScorer(self, info, warnings, frames) if self.segment_seconds else None
@@ -330,7 +351,7 @@ class Pipeline:
         return PreparedVideo(video=decoder.name, feed=feed, info=info.to_dict(), timings=timings,
                              frames_decoded=sampled.frames_decoded, warnings=warnings,
                              segments=segments.results if segments is not None else [], time_range=scored,
-                             moved_snippets=sampled.moved_snippets)
+                             moved_snippets=sampled.moved_snippets, frame_stride=self.stride_for(info))
 
     def _decode_and_sample(self, decoder: PyAVDecoder, opened: ExitStack, video: Any, name: str | None,
                            plans: list, segments: "_SegmentScorer | None", warnings: list[str]
@@ -415,7 +436,8 @@ class Pipeline:
                       model_version=self.manifest.version, info=prepared.info,
                       frames_decoded=prepared.frames_decoded, warnings=prepared.warnings,
                       segments=prepared.segments, inputs=dict(prepared.feed) if self.keep_inputs else None,
-                      time_range=prepared.time_range, moved_snippets=prepared.moved_snippets)
+                      time_range=prepared.time_range, moved_snippets=prepared.moved_snippets,
+                      frame_stride=prepared.frame_stride)
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
         with self._infer_lock:
@@ -492,7 +514,7 @@ class _SegmentScorer:
     def __init__(self, pipeline: Pipeline, info, video_notes: list[str], frames: tuple[int, int] | None = None):
         pipeline.activate()  # inference runs inside the decode pass
         self.pipeline, self.info = pipeline, info
-        views = pipeline.manifest.views
+        views = pipeline.views_for(info)
         self.ranges = segment_ranges(info, pipeline.segment_seconds, frames)
         self.per_segment = len(views)
         self.plans = []

@@ -19,7 +19,7 @@ taps (made for the stream's chroma subsampling).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -159,6 +159,43 @@ def _rng_for(seed: int | None, view_index: int) -> np.random.Generator | None:
     if seed is None:
         return None
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, view_index])
+
+
+FRAME_STRIDE_MODES = ("model",)
+
+
+def check_frame_stride(value) -> str | int:
+    """A frame stride setting: "model" (None too: from the model's ``frame_rate``) or a whole number >= 1 of
+    frames between those a model reads as consecutive; EdgeVQAError otherwise."""
+    if value is None or value == "model":
+        return "model"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PlanError(f"frame stride must be 'model' or a whole number of frames >= 1, got {value!r}")
+    return value
+
+
+def frame_stride(fps: float, frame_rate: float | None) -> int:
+    """Every how many frames a model that learnt motion at ``frame_rate`` frames per second reads video at
+    ``fps``: the whole number nearest ``fps / frame_rate`` (halves up), at least 1; 1 when either is unknown.
+
+    Rounding to the nearest keeps the rate read within about 2/3 to 4/3 of ``frame_rate`` (at 25: 30 fps is
+    read whole, 50 and 60 fps every other frame, 120 fps every fifth), and a variable-rate phone clip whose
+    average is a little above 30 is still read frame by frame.
+    """
+    if frame_rate is None or not fps or not math.isfinite(fps) or fps <= 0:
+        return 1
+    return max(1, int(math.floor(fps / frame_rate + 0.5)))
+
+
+def views_at_stride(views, stride: int) -> tuple[ViewSpec, ...]:
+    """``views`` reading every ``stride``-th frame where they read runs of frames (``segments`` and
+    ``per_second``: ``frame_interval`` times ``stride``); ``key_frames`` views are left as they are."""
+    if stride == 1:
+        return tuple(views)
+    return tuple(replace(v, frame_interval=v.frame_interval * stride) if v.temporal != "key_frames" else v
+                 for v in views)
 
 
 def temporal_indices(view: ViewSpec, num_frames: int, fps: float, mode: str = "default",

@@ -59,8 +59,14 @@ def test_summary_names_the_worst_source_of_the_re_encode():
         round_trip.append({k: 4.0 for k in base})
     bit_depth = [{k: (5.0 if source == "a" and k == "noise" else 1.0) for k in stability[0]}
                  for source in ("a", "b")]
-    summary = summarise(rows, stability, True, round_trip, bit_depth)
+    doubled = {"stride": [{k: 0.5 for k in stability[0]}, {k: (2.0 if k == "temporal" else 0.5) for k in stability[0]}],
+               "every_frame": [{k: 19.0 for k in stability[0]}, {k: 1.0 for k in stability[0]}]}
+    summary = summarise(rows, stability, True, round_trip, bit_depth, doubled=doubled)
     assert summary["bit_depth_max_change"] == 5.0 and summary["bit_depth_worst_source"] == "a"
+    assert "hdr_max_change" not in summary  # not measured
+    assert summary["doubled_stride_max_change"] == 2.0 and summary["doubled_stride_worst_source"] == "b"
+    assert summary["doubled_stride_max_by_output"]["temporal"] == 2.0
+    assert summary["doubled_every_frame_max_change"] == 19.0 and summary["doubled_every_frame_worst_source"] == "a"
     assert summary["bit_depth_max_by_output"] == {k: (5.0 if k == "noise" else 1.0) for k in stability[0]}
     assert summary["lossless_reencode_max_change"] == 3.0
     assert summary["lossless_reencode_worst_source"] == "b"

@@ -193,6 +193,13 @@ def test_cli_export(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "athqa_tiny", "--out", str(tmp_path / "bad.onnx"), "--sample-bit-depth", "7"]) == 1
     assert "sample_bit_depth" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
+    assert load_manifest(out).frame_rate is None
+    rated = tmp_path / "rated.onnx"
+    assert main(["export", "athqa_tiny", "--out", str(rated), "--frames", "2", "--frame-rate", "30"]) == 0
+    assert load_manifest(rated).frame_rate == 30.0
+    capsys.readouterr()
+    assert main(["export", "athqa_tiny", "--out", str(tmp_path / "bad.onnx"), "--frame-rate", "0"]) == 1
+    assert "frame_rate" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
 
 
 @pytest.mark.slow

@@ -36,6 +36,8 @@ def test_shipped_model_is_small_and_carries_its_manifest(shipped):
     view = manifest.views[0]
     assert view.kind == "fragments" and view.size == (224, 224)
     assert manifest.sample_bit_depth == 8  # trained on 8-bit video only: deeper video is rounded to 8 bits
+    assert manifest.frame_rate == 25.0  # trained on 24 fps clips of 24 and 25 fps content
+    assert manifest.scene_cuts == "avoid"
 
 
 def test_shipped_graph_is_fused_and_tensorrt_parsable(shipped):

@@ -21,6 +21,7 @@ import numpy as np
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
 from .errors import VideoDecodeError
 from .bars import Bars, crop_bars_mode, find_bars
+from .timeline import Timeline, display_timeline
 from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes, tone_map_region
 from .video import Frame, VideoInfo
 
@@ -387,6 +388,10 @@ class PyAVDecoder:
             num_frames, source = 1, "unknown"
         if duration <= 0 and fps > 0:
             duration = num_frames / fps
+        self.timeline = self._display_timeline(stream, num_frames) if source in ("container", "packets") else None
+        gaps: tuple = ()
+        if self.timeline is not None:  # plans count display ticks, at the stream's own rate
+            num_frames, fps, gaps = self.timeline.ticks, self.timeline.fps, self.timeline.gaps
         matrix = _COLORSPACE.get(int(first.colorspace or 0), "bt601")
         transfer = _TRANSFER.get(int(first.color_trc or 0), "sdr")
         peak = _declared_peak_nits(first) if transfer == "pq" else None
@@ -396,7 +401,25 @@ class PyAVDecoder:
                          chroma_shift=shift, is_rgb=is_rgb, color_matrix=matrix,
                          color_range="full" if full else "limited", rotation=rotation,
                          frame_count_source=source, transfer=transfer, hdr_peak_nits=peak,
-                         interlaced=bool(getattr(first, "interlaced_frame", False)))
+                         interlaced=bool(getattr(first, "interlaced_frame", False)), timestamp_gaps=gaps)
+
+    def _display_timeline(self, stream: Any, coded_frames: int) -> Timeline | None:
+        """`edgevqa.timeline.display_timeline` of the stream's packets, for a path or bytes whose timestamps
+        may leave gaps: an MKV or MPEG-TS file whose packets were counted anyway, or a file whose average frame
+        rate differs from the rate FFmpeg reads off its first timestamps (a constant-rate MP4 is not read
+        ahead). None when the packets disagree with the frame count or lack timestamps."""
+        if self._live or self._reopenable is None or (isinstance(self._reopenable, str) and "://" in self._reopenable):
+            return None
+        if self._packets is None:
+            average, base = (float(r) if r else 0.0 for r in (stream.average_rate, stream.guessed_rate))
+            if not (average > 0 and base > 0 and abs(average / base - 1) > 0.01):
+                return None
+        if not stream.time_base:
+            return None
+        stamps = [pts for pts, _, discarded in self._packet_records() if not discarded]
+        if len(stamps) != coded_frames or any(pts is None for pts in stamps):
+            return None
+        return display_timeline(np.asarray(stamps, dtype=np.float64) * float(stream.time_base))
 
     def _second_handle(self) -> Any:
         """What `av.open` needs to read the same source again from its start (a path or in-memory bytes)."""
@@ -462,8 +485,37 @@ class PyAVDecoder:
         """Yield the frames with the given (sorted, distinct) indices; all frames when ``indices`` is None.
 
         Decoding stops after the last index asked for. Frames past the real end of the stream are simply
-        not yielded: the caller decides what to do about them.
+        not yielded: the caller decides what to do about them. With a `timeline` (frames missing from the
+        stream), indices count its display ticks, and a frame held over a gap is yielded once per tick.
         """
+        if self.timeline is None:
+            yield from self._coded_frames(indices)
+            return
+        shown = self.timeline.shown
+        ticks = np.arange(shown.size) if indices is None else np.asarray(
+            sorted(set(int(i) for i in indices)), dtype=np.int64)
+        ticks = ticks[(ticks >= 0) & (ticks < shown.size)]  # past the end: not yielded, as without a timeline
+        coded = shown[ticks]  # non-decreasing, as ticks are
+        regions = self.regions
+
+        def span(c: int) -> np.ndarray:
+            return ticks[np.searchsorted(coded, c, side="left"):np.searchsorted(coded, c, side="right")]
+
+        if regions is not None:  # a frame held over several ticks is read where any of them reads it
+            self.regions = lambda c: _union_regions([regions(int(t)) for t in span(c)])
+        try:
+            for frame in self._coded_frames(None if indices is None else np.unique(coded)):
+                for tick in span(frame.index):
+                    yield replace(frame, index=int(tick))
+        finally:
+            self.regions = regions
+
+    # Frames missing from the stream (gaps in its timestamps) laid on display ticks (`edgevqa.timeline`);
+    # None: the frames follow each other evenly, and frame indices count coded frames.
+    timeline: Timeline | None = None
+
+    def _coded_frames(self, indices: Iterable[int] | None = None) -> Iterator[Frame]:
+        """`frames` by coded frame (in presentation order), whatever the timeline."""
         wanted = None if indices is None else np.asarray(sorted(set(int(i) for i in indices)), dtype=np.int64)
         if wanted is not None and wanted.size == 0:
             return
@@ -485,7 +537,7 @@ class PyAVDecoder:
                 pos += 1
                 yield self._to_frame(index, raw)
         else:
-            self.frames_in_stream = index + 1
+            self._coded_in_stream = index + 1
 
     def _iter_all(self) -> Iterator[Any]:
         av = self._av
@@ -576,7 +628,7 @@ class PyAVDecoder:
                         yield self._to_frame(index, raw)
                         break
                 else:
-                    self.frames_in_stream = expected
+                    self._coded_in_stream = expected
                     return  # the stream ended early
         except _SeekMismatch:
             yield from self._frames_from_start(wanted[wanted > yielded])
@@ -618,9 +670,16 @@ class PyAVDecoder:
             yield from self._frames_in_order(wanted)
 
     decode_error: str | None = None
-    # How many frames the stream holds, once decoding reached its end (None before): a container may declare
-    # more (a file cut short, a recording that starts between keyframes).
-    frames_in_stream: int | None = None
+    _coded_in_stream: int | None = None  # coded frames in the stream, once decoding reached its end
+
+    @property
+    def frames_in_stream(self) -> int | None:
+        """How many frames the stream holds, once decoding reached its end (None before): a container may
+        declare more (a file cut short, a recording that starts between keyframes). Counted as `frames` counts
+        them: display ticks when the stream has a `timeline`."""
+        if self._coded_in_stream is None or self.timeline is None:
+            return self._coded_in_stream
+        return self.timeline.ticks_before(self._coded_in_stream)
     concealed_frames = 0  # frames FFmpeg flagged corrupt (decoded with error concealment)
 
     @property
@@ -825,6 +884,16 @@ def _plane_views(raw: Any, kind: str, depth: int) -> list[np.ndarray]:
     packed = _plane_array(p[0], dtype, raw.width, 3)
     order = (0, 1, 2) if kind == "packed" else (2, 1, 0)
     return [packed[:, c::3] for c in order]
+
+
+def _union_regions(regions: Sequence[tuple[np.ndarray, np.ndarray] | None]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The display rows and columns any of ``regions`` reads (None: the whole frame)."""
+    if any(region is None for region in regions):
+        return None
+    rows = [np.asarray(r[0]) for r in regions]
+    cols = [np.asarray(r[1]) for r in regions]
+    return (np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64),
+            np.unique(np.concatenate(cols)) if cols else np.zeros(0, np.int64))
 
 
 def _frame_rate(stream: Any) -> float:

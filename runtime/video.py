@@ -40,6 +40,10 @@ class VideoInfo:
     # Black bars cropped (`edgevqa.bars`): lines at the top, bottom, left and right of the display frame; width and
     # height are then the picture's inside them.
     bars: tuple[int, int, int, int] | None = None
+    # Frames missing from the stream (`edgevqa.timeline`): per gap in its timestamps, (seconds from the first frame to
+    # the last one before it, its length in seconds). Frames are then counted in display ticks at ``fps``, the
+    # frame before each gap held, as a player shows them.
+    timestamp_gaps: tuple[tuple[float, float], ...] = ()
 
     def hdr_note(self, tone_map: bool | str = "auto") -> str | None:
         """What scores of an HDR video mean, for a warning, under a `edgevqa.tonemap.TONE_MAP_MODES` mode; None
@@ -96,10 +100,23 @@ class VideoInfo:
                 f"{self.width + left + right}x{self.height + top + bottom} frame is scored (bars: top {top}, "
                 f"bottom {bottom}, left {left}, right {right})")
 
+    def gaps_note(self) -> str | None:
+        """What holding frames over the gaps in the timestamps did, for a warning; None without gaps."""
+        if not self.timestamp_gaps:
+            return None
+        gaps = self.timestamp_gaps
+        held = sum(length for _, length in gaps)
+        where = ", ".join(f"{length:.2f} s after {start:.2f} s" for start, length in gaps[:3])
+        more = f", and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+        return (f"frames are missing from the stream: {len(gaps)} gap(s) in its timestamps ({where}{more}; "
+                f"{held:.2f} s in all); read as a player shows them at {self.fps:.3g} fps, the frame before each gap "
+                "held until the next is due, so a model sees the freeze a viewer does")
+
     def picture_notes(self, deinterlace: bool | str = "auto", tone_map: bool | str = "auto") -> list[str]:
-        """Warnings about how the coded pictures differ from what is scored (HDR, interlacing, black bars)."""
-        return [note for note in (self.hdr_note(tone_map), self.interlace_note(deinterlace), self.bars_note())
-                if note]
+        """Warnings about how the coded pictures differ from what is scored (HDR, interlacing, black bars, frames
+        missing)."""
+        return [note for note in (self.hdr_note(tone_map), self.interlace_note(deinterlace), self.bars_note(),
+                                  self.gaps_note()) if note]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -186,20 +186,16 @@ def test_cli_export(tmp_path, capsys):
     assert load_manifest(out).views[0].clip_len == 2
     assert main(["export", "athqa_tiny", "--out", str(out), "--frames", "2"]) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
-    assert load_manifest(out).sample_bit_depth is None
-    eight = tmp_path / "eight.onnx"
-    assert main(["export", "athqa_tiny", "--out", str(eight), "--frames", "2", "--sample-bit-depth", "8"]) == 0
-    assert load_manifest(eight).sample_bit_depth == 8
-    capsys.readouterr()
-    assert main(["export", "athqa_tiny", "--out", str(tmp_path / "bad.onnx"), "--sample-bit-depth", "7"]) == 1
-    assert "sample_bit_depth" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
-    assert load_manifest(out).frame_rate is None
-    rated = tmp_path / "rated.onnx"
-    assert main(["export", "athqa_tiny", "--out", str(rated), "--frames", "2", "--frame-rate", "30"]) == 0
-    assert load_manifest(rated).frame_rate == 30.0
-    capsys.readouterr()
-    assert main(["export", "athqa_tiny", "--out", str(tmp_path / "bad.onnx"), "--frame-rate", "0"]) == 1
-    assert "frame_rate" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
+    # manifest facts about the training data: absent unless given, checked before anything is written
+    for flag, key, value, bad in (("--sample-bit-depth", "sample_bit_depth", 8, "7"),
+                                  ("--frame-rate", "frame_rate", 30.0, "0")):
+        assert getattr(load_manifest(out), key) is None
+        given = tmp_path / f"{key}.onnx"
+        assert main(["export", "athqa_tiny", "--out", str(given), "--frames", "2", flag, str(value)]) == 0
+        assert getattr(load_manifest(given), key) == value
+        capsys.readouterr()
+        assert main(["export", "athqa_tiny", "--out", str(tmp_path / "bad.onnx"), flag, bad]) == 1
+        assert key in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import numpy as np
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
 from .errors import VideoDecodeError
 from .bars import Bars, crop_bars_mode, find_bars
-from .timeline import Timeline, display_timeline
+from .timeline import HELD_AFTER_PERIODS, MAX_HELD_SECONDS, MAX_LOST_SHARE, Timeline, display_timeline
 from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes, tone_map_region
 from .video import Frame, VideoInfo
 
@@ -220,6 +220,7 @@ class PyAVDecoder:
         self._bars = Bars()
         self.deinterlaced_frames = 0
         self.tone_mapped_frames = 0
+        self.live_gaps = []
         self._open_arguments = {"format": input_format, "options": dict(input_options or {})}
         self._threads = threads
         # A live source (a stream still playing, a growing file) is never read ahead to count its frames.
@@ -489,7 +490,8 @@ class PyAVDecoder:
         stream), indices count its display ticks, and a frame held over a gap is yielded once per tick.
         """
         if self.timeline is None:
-            yield from self._coded_frames(indices)
+            coded = self._coded_frames(indices)
+            yield from self._held_over_gaps(coded) if self._live and indices is None else coded
             return
         shown = self.timeline.shown
         ticks = np.arange(shown.size) if indices is None else np.asarray(
@@ -513,6 +515,42 @@ class PyAVDecoder:
     # Frames missing from the stream (gaps in its timestamps) laid on display ticks (`edgevqa.timeline`);
     # None: the frames follow each other evenly, and frame indices count coded frames.
     timeline: Timeline | None = None
+    # A live source's gaps held so far (`live_gaps`, set in __init__), as `VideoInfo.timestamp_gaps` gives a
+    # file's: seconds from its first frame to the last one before the gap, the gap's length.
+    # Frames of a live source whose spacing must confirm its declared rate before gaps are held.
+    LIVE_RATE_FRAMES = 24
+
+    def _held_over_gaps(self, coded: Iterator[Frame]) -> Iterator[Frame]:
+        """A live source's frames as a player shows them (`edgevqa.timeline` for a stream whose timestamps
+        cannot be read ahead): a gap of more than 1.75 frame periods at the declared rate holds the frame before
+        it for the ticks the gap lasts. Held only once the first `LIVE_RATE_FRAMES` frames' median spacing
+        confirms the declared rate (within 10 %), and no more once over a quarter of the frames were followed
+        by a gap (a rate of its own); a jump of `MAX_HELD_SECONDS` or more holds nothing."""
+        self.live_gaps = []
+        period = 1.0 / self.info.fps if self.info.fps > 0 else 0.0
+        spacings: list[float] = []
+        confirmed = None
+        prev, first_time, tick, frames = None, None, -1, 0
+        for frame in coded:
+            frames += 1
+            if first_time is None:
+                first_time = frame.pts
+            if prev is not None and frame.pts is not None and prev.pts is not None and period:
+                spacing = frame.pts - prev.pts
+                if confirmed is None:
+                    spacings.append(spacing)
+                    if len(spacings) >= self.LIVE_RATE_FRAMES:
+                        confirmed = abs(float(np.median(spacings)) / period - 1) <= 0.1
+                lost = HELD_AFTER_PERIODS * period < spacing < MAX_HELD_SECONDS
+                if confirmed and lost and len(self.live_gaps) < MAX_LOST_SHARE * frames:
+                    held = prev.whole() if prev.whole is not None else prev  # all of it: other ticks read elsewhere
+                    for _ in range(max(int(math.floor(spacing / period + 0.5)), 2) - 1):
+                        tick += 1
+                        yield replace(held, index=tick)
+                    self.live_gaps.append((round(prev.pts - (first_time or 0.0), 3), round(spacing, 3)))
+            tick += 1
+            yield replace(frame, index=tick)
+            prev = frame
 
     def _coded_frames(self, indices: Iterable[int] | None = None) -> Iterator[Frame]:
         """`frames` by coded frame (in presentation order), whatever the timeline."""

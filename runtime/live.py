@@ -184,7 +184,7 @@ class StreamScores:
             current: _OpenSegment | None = None
             last_frame = None
             damage_seen = 0
-            changes_said = 0
+            changes_said = gaps_said = 0
             for frame in decoder.frames(None):
                 self.frames_decoded += 1
                 check_frame_size(self.name, frame, info)
@@ -198,6 +198,12 @@ class StreamScores:
                 current.sample(frame, conversion)
                 last_frame = frame
                 self._position = (offset[0] + frame.index + 1, offset[1] + (frame.index + 1) / info.fps)
+                if len(decoder.live_gaps) > gaps_said:
+                    for gap_at, gap in decoder.live_gaps[gaps_said:]:
+                        self._note(f"frames are missing from the stream: {gap:.2f} s after {offset[1] + gap_at:.2f} "
+                                   "s; read as a player shows it, the frame before the gap held until the next is "
+                                   "due, so the model sees the freeze a viewer does")
+                    gaps_said = len(decoder.live_gaps)
                 if len(decoder.format_changes) + len(decoder.size_changes) > changes_said:
                     self._say_changes(decoder, offset[0], info)
                     changes_said = len(decoder.format_changes) + len(decoder.size_changes)

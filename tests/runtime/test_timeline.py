@@ -58,14 +58,20 @@ def test_a_jump_in_the_timestamps_is_no_stall():
 # ------------------------------------------------------------------------------------------ videos
 
 
+def _lossless_frames():
+    from edgevqa.samples import render_scene
+
+    return render_scene(256, 240, 96, seed=5)
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Lossless: the recording that lost frames (its timestamps keep the gap), and the same as a player shows
     it (frame 47 repeated at a constant rate)."""
-    from edgevqa.samples import render_scene, write_clip
+    from edgevqa.samples import write_clip
 
     folder = tmp_path_factory.mktemp("timeline")
-    frames = render_scene(256, 240, 96, seed=5)
+    frames = _lossless_frames()
     lost = write_clip(folder / "lost.mp4", frames=frames[KEPT], frame_times=np.asarray(KEPT) / FPS, qp=0,
                       threads=1)
     lost_mkv = write_clip(folder / "lost.mkv", frames=frames[KEPT], frame_times=np.asarray(KEPT) / FPS, qp=0,
@@ -118,3 +124,48 @@ def test_scores_equal_the_recording_as_shown(clips):
         assert decoder.timeline is not None
     with open(lost, "rb") as fh, PyAVDecoder(io.BytesIO(fh.read())) as decoder:
         assert decoder.timeline is None and decoder.info.num_frames == len(KEPT)  # a file object is not read ahead
+
+
+def test_a_live_stream_holds_its_gaps_as_the_file_does(clips, tmp_path):
+    from edgevqa.pipeline import Pipeline
+
+    from edgevqa.samples import write_clip
+
+    lost_ts = write_clip(tmp_path / "lost.ts", frames=_lossless_frames()[KEPT], frame_times=np.asarray(KEPT) / FPS,
+                         qp=0, threads=1)
+    with Pipeline(segment_seconds=1.0) as pipeline:
+        as_file = pipeline.score(lost_ts).segments
+        assert as_file == pipeline.score(clips[0]).segments
+        stream = pipeline.score_stream(lost_ts, seconds=1.0)  # an MPEG-TS recording played as a live stream
+        streamed = list(stream)
+    assert len(streamed) == len(as_file) == 4
+    assert [s["scores"] for s in streamed] == [s["scores"] for s in as_file]
+    assert [s["end_s"] for s in streamed] == pytest.approx([s["end_s"] for s in as_file], abs=0.01)
+    assert any("frames are missing from the stream: 1.54 s after 1.96 s" in n for n in stream.notes)
+
+
+def _frames_at(times):
+    from edgevqa.video import Frame
+
+    plane = np.zeros((2, 2), np.uint8)
+    return iter([Frame(index=k, pts=t, planes=(plane, plane, plane)) for k, t in enumerate(times)])
+
+
+def test_a_live_stream_holds_gaps_only_at_a_rate_its_frames_confirm(clips):
+    from edgevqa.decode import PyAVDecoder
+
+    with PyAVDecoder(clips[2], live=True) as decoder:  # a 24 fps stream
+        times = list(np.arange(30) / FPS) + list(30 / FPS + 0.5 + np.arange(10) / FPS)  # 0.5 s lost after 30
+        held = list(decoder._held_over_gaps(_frames_at(times)))
+        assert [f.index for f in held] == list(range(40 + 12))
+        assert [f.pts for f in held[29:43]] == [times[29]] * 13 + [times[30]]
+        assert decoder.live_gaps == [(round(29 / FPS, 3), round(0.5 + 1 / FPS, 3))]
+        early = [0.0, 0.3] + list(0.3 + np.arange(1, 40) / FPS)  # before the rate is confirmed: read as coded
+        assert len(list(decoder._held_over_gaps(_frames_at(early)))) == 41
+        slower = np.arange(40) / 15  # every spacing a gap at the declared 24 fps: the rate is not confirmed
+        assert len(list(decoder._held_over_gaps(_frames_at(slower)))) == 40 and decoder.live_gaps == []
+        # gaps after every third frame once the rate is confirmed: no more held beyond a quarter of the frames
+        bursty = list(np.arange(30) / FPS) + [30 / FPS + 0.2 * k + np.array([0, 1, 2]) / FPS for k in range(30)]
+        bursty = np.concatenate([np.asarray(bursty[:30])] + bursty[30:])
+        list(decoder._held_over_gaps(_frames_at(bursty)))
+        assert 0 < len(decoder.live_gaps) <= 0.25 * bursty.size

@@ -21,7 +21,7 @@ import numpy as np
 from .deinterlace import deinterlace_mode, deinterlace_planes, first_field
 from .errors import VideoDecodeError
 from .bars import Bars, crop_bars_mode, find_bars
-from .timeline import HELD_AFTER_PERIODS, MAX_HELD_SECONDS, MAX_LOST_SHARE, Timeline, display_timeline
+from .timeline import MAX_LOST_SHARE, Timeline, display_timeline, gap_ticks, is_gap
 from .tonemap import TONE_MAPPED_TRANSFERS, tone_map_for, tone_map_mode, tone_map_planes, tone_map_region
 from .video import Frame, VideoInfo
 
@@ -313,8 +313,7 @@ class PyAVDecoder:
         """The black bars of the first frame that is not all black: the first frame, else (a path or bytes,
         not a live source) one of the next `BAR_LOOKAHEAD_FRAMES` read from a second handle."""
         bars = self._bars_of(first)
-        if bars is not None or self._live or self._reopenable is None or (
-                isinstance(self._reopenable, str) and "://" in self._reopenable):
+        if bars is not None or not self._can_read_ahead:
             return bars or Bars()
         av = self._av
         try:
@@ -409,7 +408,7 @@ class PyAVDecoder:
         may leave gaps: an MKV or MPEG-TS file whose packets were counted anyway, or a file whose average frame
         rate differs from the rate FFmpeg reads off its first timestamps (a constant-rate MP4 is not read
         ahead). None when the packets disagree with the frame count or lack timestamps."""
-        if self._live or self._reopenable is None or (isinstance(self._reopenable, str) and "://" in self._reopenable):
+        if not self._can_read_ahead:
             return None
         if self._packets is None:
             average, base = (float(r) if r else 0.0 for r in (stream.average_rate, stream.guessed_rate))
@@ -421,6 +420,13 @@ class PyAVDecoder:
         if len(stamps) != coded_frames or any(pts is None for pts in stamps):
             return None
         return display_timeline(np.asarray(stamps, dtype=np.float64) * float(stream.time_base))
+
+    @property
+    def _can_read_ahead(self) -> bool:
+        """Whether the source may be read from a second handle before decoding: a path or bytes, not a live
+        source (still playing) or a URL (read over the network)."""
+        return not self._live and self._reopenable is not None and not (
+            isinstance(self._reopenable, str) and "://" in self._reopenable)
 
     def _second_handle(self) -> Any:
         """What `av.open` needs to read the same source again from its start (a path or in-memory bytes)."""
@@ -436,7 +442,7 @@ class PyAVDecoder:
         an MP4/MOV edit list cuts off at the start. Read from a second handle, packets only, up to the first
         keyframe after the first frame shown (the next group of pictures needs nothing before the cut), so a
         long file is not read through. 0 for other formats, live sources and URLs (nothing is read ahead)."""
-        if self._live or self._reopenable is None or (isinstance(self._reopenable, str) and "://" in self._reopenable):
+        if not self._can_read_ahead:
             return 0
         if not {"mov", "mp4"} & set((self._container.format.name or "").split(",")):
             return 0
@@ -541,10 +547,9 @@ class PyAVDecoder:
                     spacings.append(spacing)
                     if len(spacings) >= self.LIVE_RATE_FRAMES:
                         confirmed = abs(float(np.median(spacings)) / period - 1) <= 0.1
-                lost = HELD_AFTER_PERIODS * period < spacing < MAX_HELD_SECONDS
-                if confirmed and lost and len(self.live_gaps) < MAX_LOST_SHARE * frames:
+                if confirmed and is_gap(spacing, period) and len(self.live_gaps) < MAX_LOST_SHARE * frames:
                     held = prev.whole() if prev.whole is not None else prev  # all of it: other ticks read elsewhere
-                    for _ in range(max(int(math.floor(spacing / period + 0.5)), 2) - 1):
+                    for _ in range(int(gap_ticks(spacing, period)) - 1):
                         tick += 1
                         yield replace(held, index=tick)
                     self.live_gaps.append((round(prev.pts - (first_time or 0.0), 3), round(spacing, 3)))

@@ -56,6 +56,18 @@ class Timeline:
         return int(np.searchsorted(self.shown, coded_frames, side="left"))
 
 
+def is_gap(spacing, period: float):
+    """Whether frames ``spacing`` seconds apart (a number or an array) leave a gap at ``period``: more than
+    `HELD_AFTER_PERIODS` periods, under `MAX_HELD_SECONDS` (a jump)."""
+    return (spacing > HELD_AFTER_PERIODS * period) & (spacing < MAX_HELD_SECONDS)
+
+
+def gap_ticks(spacing, period: float):
+    """How many ticks a gap of ``spacing`` seconds lasts at ``period``: as many as fit, at least 2 (the frame
+    before it held at least once)."""
+    return np.maximum(np.floor(np.asarray(spacing) / period + 0.5), 2).astype(np.int64)
+
+
 def display_timeline(times: np.ndarray) -> Timeline | None:
     """The display grid of frames whose presentation times (seconds, any order) are ``times``; None when each
     tick would show its own frame (see the module's note)."""
@@ -66,7 +78,7 @@ def display_timeline(times: np.ndarray) -> Timeline | None:
     if np.any(spacing <= 0):
         return None  # two frames at one time: the timestamps cannot be trusted to place frames
     typical = float(np.median(spacing))
-    lost = (spacing > HELD_AFTER_PERIODS * typical) & (spacing < MAX_HELD_SECONDS)
+    lost = is_gap(spacing, typical)
     if not lost.any() or lost.sum() > MAX_LOST_SHARE * spacing.size:
         return None
     # The mean of the spacings near the median: timestamps in whole milliseconds put a 24 fps clip's median at
@@ -75,7 +87,7 @@ def display_timeline(times: np.ndarray) -> Timeline | None:
     period = float(np.mean(spacing[near]))
     # Each frame is due one tick after the one before, or after as many ticks as a gap lasts: timestamps that
     # jitter place no frame off its tick, and a jump in them counts one tick.
-    steps = np.where(lost, np.maximum(np.floor(spacing / period + 0.5), 2), 1).astype(np.int64)
+    steps = np.where(lost, gap_ticks(spacing, period), 1)
     due = np.concatenate(([0], np.cumsum(steps)))
     shown = np.searchsorted(due, np.arange(int(due[-1]) + 1), side="right") - 1
     gaps = tuple((round(float(times[k] - times[0]), 3), round(float(spacing[k]), 3)) for k in np.flatnonzero(lost))
